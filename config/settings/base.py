@@ -1,0 +1,151 @@
+"""Settings for every environment, read from the environment (and an optional .env).
+
+Everything lives here; `production` only tightens and `test` only speeds up.
+Every variable is documented in `.env.example`.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# A development-only key; `config.settings.production` refuses to start without a real one.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me-in-production")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "customers",
+    "cards",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite by default; DATABASE_URL=postgres://... selects PostgreSQL (psycopg 3).
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Loader threads write while the web thread reads: wait for the lock instead of
+    # failing, and take the write lock up front so transactions never deadlock.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "customers:directory"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Celery ------------------------------------------------------------------------
+# Without REDIS_URL, tasks run in-process on a small thread pool (cards.dispatch), so the
+# embedded default needs no service. With it, Redis is the broker and workers load cards.
+REDIS_URL = env.str("REDIS_URL", default="")
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A publish must not hang a page when the broker is down: fail fast, render cached cards.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2}
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+
+# --- Cards (SPEC §2-§9) ---------------------------------------------------------------
+CARDS_MAX_ENABLED_CONFIGS = env.int("CARDS_MAX_ENABLED_CONFIGS", default=25)
+# Fernet keys for header values, comma-separated, first encrypts; default derives one
+# from SECRET_KEY. Add a new key in front to rotate, then run `rotate_card_secrets`.
+CARDS_ENCRYPTION_KEYS = env.list("CARDS_ENCRYPTION_KEYS", default=[])
+CARDS_SIGNING_SECRETS = env.list("CARDS_SIGNING_SECRETS", default=[])
+CARDS_SIGNATURE_MODE = env.str("CARDS_SIGNATURE_MODE", default="timestamped")
+CARDS_SIGNATURE_HEADER = env.str("CARDS_SIGNATURE_HEADER", default="Cards-Signature")
+CARDS_WORKSPACE_ID = env.str("CARDS_WORKSPACE_ID", default="default")
+CARDS_WORKSPACE_HEADER = env.str("CARDS_WORKSPACE_HEADER", default="Cards-Workspace-Id")
+CARDS_ALLOW_HTTP = env.bool("CARDS_ALLOW_HTTP", default=False)
+CARDS_ALLOWED_PRIVATE_HOSTS = env.list("CARDS_ALLOWED_PRIVATE_HOSTS", default=[])
+CARDS_REQUEST_TIMEOUT_SECONDS = env.float("CARDS_REQUEST_TIMEOUT_SECONDS", default=15.0)
+CARDS_RETRY_DELAY_SECONDS = env.float("CARDS_RETRY_DELAY_SECONDS", default=1.0)
+CARDS_MAX_RESPONSE_BYTES = env.int("CARDS_MAX_RESPONSE_BYTES", default=2 * 1024 * 1024)
+CARDS_MAX_CARD_BYTES = env.int("CARDS_MAX_CARD_BYTES", default=256 * 1024)
+# Integration errors are cached this long (SPEC §6).
+CARDS_ERROR_TTL_SECONDS = env.int("CARDS_ERROR_TTL_SECONDS", default=300)
+# A loading claim older than this is dead: deadline + retry delay + one more try + margin.
+CARDS_CLAIM_DEAD_AFTER_SECONDS = env.int("CARDS_CLAIM_DEAD_AFTER_SECONDS", default=40)
+# Expired instances are deleted this long after expiry (SPEC §6: within 48 h).
+CARDS_PURGE_AFTER_SECONDS = env.int("CARDS_PURGE_AFTER_SECONDS", default=24 * 3600)
+CARDS_PURGE_BATCH_SIZE = env.int("CARDS_PURGE_BATCH_SIZE", default=5000)
+CARDS_WATCH_WINDOW_SECONDS = env.int("CARDS_WATCH_WINDOW_SECONDS", default=600)
+CARDS_REQUEST_LOG_RETENTION_SECONDS = env.int(
+    "CARDS_REQUEST_LOG_RETENTION_SECONDS", default=7 * 24 * 3600
+)
+CARDS_INPROCESS_WORKERS = env.int("CARDS_INPROCESS_WORKERS", default=8)
+# Built-in example card API (SPEC §10) and the demo.
+CARDS_EXAMPLE_API_ENABLED = env.bool("CARDS_EXAMPLE_API_ENABLED", default=True)

@@ -1,0 +1,20 @@
+"""Production: everything from base, tightened. Refuses to start without a secret key."""
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import *  # noqa: F403
+from .base import env
+
+try:
+    SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+except ImproperlyConfigured as exc:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY must be set in production (see .env.example)."
+    ) from exc
+
+DEBUG = False
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"

@@ -1,0 +1,18 @@
+"""Test settings: base plus speed. Loopback card APIs are allowed (tests run real servers)."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CARDS_ALLOW_HTTP = True
+CARDS_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1", "localhost"]
+CARDS_RETRY_DELAY_SECONDS = 0.2
+CARDS_REQUEST_TIMEOUT_SECONDS = 2.0
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+
+# The suite runs in the embedded mode; tests of the Redis mode start their own workers
+# against REDIS_TEST_URL (default: the local Redis, database 15) and switch per test.
+REDIS_TEST_URL = env.str("REDIS_TEST_URL", default=REDIS_URL or "redis://127.0.0.1:6379/15")  # noqa: F405
+REDIS_URL = ""
+CELERY_BROKER_URL = "memory://"

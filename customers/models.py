@@ -1,0 +1,62 @@
+import secrets
+
+from django.db import models
+from django.db.models.functions import Lower
+
+
+def new_public_id() -> str:
+    return f"c_{secrets.token_hex(10)}"
+
+
+class Tenant(models.Model):
+    """An organisation a customer belongs to; sent to card APIs as `tenant`."""
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_public_id, editable=False)
+    name = models.CharField(max_length=200)
+    external_id = models.CharField(max_length=200, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Customer(models.Model):
+    """A person agents look up; card APIs receive its public id, email and external id."""
+
+    public_id = models.CharField(
+        max_length=40,
+        unique=True,
+        default=new_public_id,
+        editable=False,
+        help_text="Stable id sent to card APIs as customer.id.",
+    )
+    email = models.EmailField(max_length=320)
+    external_id = models.CharField(max_length=200, unique=True, null=True, blank=True)
+    full_name = models.CharField(max_length=200, blank=True)
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.SET_NULL, null=True, blank=True, related_name="customers"
+    )
+    last_viewed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["email", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                name="customer_email_unique_ci",
+                violation_error_message="A customer with this email already exists.",
+            ),
+        ]
+        indexes = [models.Index(fields=["last_viewed_at"], name="customer_last_viewed_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} <{self.email}>" if self.full_name else self.email
+
+    def save(self, *args, **kwargs) -> None:
+        if self.external_id == "":
+            self.external_id = None
+        super().save(*args, **kwargs)

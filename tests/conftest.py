@@ -1,0 +1,62 @@
+"""Shared fixtures: personas (agent, admin, anonymous), service gates, card API servers."""
+
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+
+from tests.factories import UserFactory
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def _skip_or_fail(reason: str, required: bool) -> None:
+    if required:
+        pytest.fail(f"{reason} (required here: the variable that requires it is set)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis to test against; skips (or fails under REQUIRE_SERVICES=1) without one."""
+    import redis
+
+    url = settings.REDIS_TEST_URL
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        _skip_or_fail(f"Redis is not reachable at {url}: {exc}", REQUIRE_SERVICES)
+    return url
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's Chromium for Playwright; skips (or fails under REQUIRE_BROWSER=1) without it."""
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        _skip_or_fail(f"Chromium is not installed at {CHROMIUM}", REQUIRE_BROWSER)
+    return CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+
+
+@pytest.fixture
+def agent(db):
+    return UserFactory(username="agent")
+
+
+@pytest.fixture
+def agent_client(client, agent):
+    client.force_login(agent)
+    return client
+
+
+@pytest.fixture
+def staff_admin(db):
+    return UserFactory(username="admin", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def admin_client_logged_in(client, staff_admin):
+    client.force_login(staff_admin)
+    return client
