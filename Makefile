@@ -17,6 +17,9 @@ migrate: $(STAMP)
 	$(PY) manage.py migrate --noinput
 
 ## Set up and run the demo: admin login printed, demo customers and cards, server on :8000.
+# The demo's card API is this app on loopback over http: allowed for the demo only.
+demo: export CARDS_ALLOW_HTTP = true
+demo: export CARDS_ALLOWED_PRIVATE_HOSTS = 127.0.0.1,localhost
 demo: migrate
 	$(PY) manage.py seed_demo
 	$(PY) manage.py runserver 127.0.0.1:8000

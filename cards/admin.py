@@ -1,6 +1,288 @@
+"""Admin for card configs (SPEC §2), cached card instances (§6) and the request log (§9).
+
+Header values are secrets (§8): they appear masked everywhere in admin, and in full only
+to users holding the `cards.reveal_secrets` permission.
+"""
+
+import json
+from typing import Any
+
 from django.contrib import admin
+from django.contrib.auth import get_permission_codename
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
 
-from cards.models import CardConfig, CardInstance
+from cards.crypto import mask
+from cards.forms import CardConfigForm, CardConfigHeaderForm, CardConfigHeaderFormSet
+from cards.models import MAX_HEADERS, CardConfig, CardConfigHeader, CardInstance, CardRequest
 
-admin.site.register(CardConfig)
-admin.site.register(CardInstance)
+REVEAL_SECRETS_PERMISSION = "cards.reveal_secrets"
+
+
+def can_reveal_secrets(user: Any) -> bool:
+    return user.has_perm(REVEAL_SECRETS_PERMISSION)
+
+
+def pretty_json(value: Any) -> str:
+    """A JSON value as an indented, escaped <pre> block (card APIs' data is untrusted)."""
+    if value is None:
+        return "-"
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return format_html('<pre class="cards-json">{}</pre>', text)
+
+
+class CardConfigHeaderInline(admin.TabularInline):
+    """Headers of a config. Their permissions follow the config's: they are part of it."""
+
+    model = CardConfigHeader
+    form = CardConfigHeaderForm
+    formset = CardConfigHeaderFormSet
+    extra = 1
+    max_num = MAX_HEADERS
+
+    def _has_config_permission(self, request: HttpRequest, action: str) -> bool:
+        opts = CardConfig._meta
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+
+    def _can_edit(self, request: HttpRequest, obj: CardConfig | None) -> bool:
+        if obj is None:
+            return self._has_config_permission(request, "add")
+        return self._has_config_permission(request, "change")
+
+    def has_view_permission(self, request: HttpRequest, obj: CardConfig | None = None) -> bool:
+        return self._has_config_permission(request, "view") or self._can_edit(request, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: CardConfig | None = None) -> bool:
+        return self._can_edit(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: CardConfig | None = None) -> bool:
+        return self._can_edit(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: CardConfig | None = None) -> bool:
+        return self._can_edit(request, obj)
+
+    def _value_column(self, request: HttpRequest) -> str:
+        return "revealed_value" if can_reveal_secrets(request.user) else "masked_value"
+
+    def get_fields(self, request: HttpRequest, obj: CardConfig | None = None) -> list[str]:
+        # Read-only inlines print every field in full, so a view-only user gets the value
+        # column as a display method instead.
+        if self.has_change_permission(request, obj):
+            return ["name", "value"]
+        return ["name", self._value_column(request)]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: CardConfig | None = None) -> list[str]:
+        if self.has_change_permission(request, obj):
+            return []
+        return ["name", self._value_column(request)]
+
+    def get_formset(self, request: HttpRequest, obj: CardConfig | None = None, **kwargs: Any):
+        if can_reveal_secrets(request.user):
+            kwargs["form"] = type(
+                "RevealedCardConfigHeaderForm", (self.form,), {"reveal_secrets": True}
+            )
+        return super().get_formset(request, obj, **kwargs)
+
+    @admin.display(description="value")
+    def masked_value(self, header: CardConfigHeader) -> str:
+        return mask(header.value)
+
+    @admin.display(description="value")
+    def revealed_value(self, header: CardConfigHeader) -> str:
+        return header.value
+
+
+@admin.register(CardConfig)
+class CardConfigAdmin(admin.ModelAdmin):
+    form = CardConfigForm
+    inlines = [CardConfigHeaderInline]
+    list_display = [
+        "title",
+        "key",
+        "is_enabled",
+        "order",
+        "default_ttl_seconds",
+        "header_count",
+        "headers_masked",
+    ]
+    list_display_links = ["title", "key"]
+    list_filter = ["is_enabled", "keep_warm"]
+    search_fields = ["title", "key", "api_url"]
+    ordering = ["order", "id"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "title",
+                    "key",
+                    "api_url",
+                    "default_ttl_seconds",
+                    "is_enabled",
+                    "order",
+                ]
+            },
+        ),
+        (
+            "Advanced",
+            {
+                "classes": ["collapse"],
+                "description": "Keeping cards warm for every customer, and its rate limit.",
+                "fields": ["keep_warm", "max_requests_per_second"],
+            },
+        ),
+        ("History", {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CardConfig]:
+        # Everything the changelist columns read, so a page costs a constant number of
+        # queries. `distinct` keeps the count right when more joined aggregates are added.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(header_count=Count("headers", distinct=True))
+            .prefetch_related("headers")
+        )
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        list_display = list(super().get_list_display(request))
+        if can_reveal_secrets(request.user):
+            list_display = [
+                "headers_revealed" if name == "headers_masked" else name for name in list_display
+            ]
+        return list_display
+
+    @admin.display(description="headers", ordering="header_count")
+    def header_count(self, config: CardConfig) -> int:
+        return config.header_count
+
+    @admin.display(description="API headers")
+    def headers_masked(self, config: CardConfig) -> str:
+        return self._headers_html(config, reveal=False)
+
+    @admin.display(description="API headers")
+    def headers_revealed(self, config: CardConfig) -> str:
+        return self._headers_html(config, reveal=True)
+
+    def _headers_html(self, config: CardConfig, *, reveal: bool) -> str:
+        headers = config.headers.all()
+        if not headers:
+            return "-"
+        return format_html(
+            '<ul class="cards-headers">{}</ul>',
+            format_html_join(
+                "",
+                "<li>{}: {}</li>",
+                ((h.name, h.value if reveal else mask(h.value)) for h in headers),
+            ),
+        )
+
+
+class ReadOnlyAdminMixin:
+    """Rows written only by the app: viewable in admin, never added or edited there."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(CardInstance)
+class CardInstanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Cached cards. Deleting one is allowed: it only makes the card load afresh."""
+
+    list_display = [
+        "id",
+        "customer",
+        "config",
+        "state",
+        "error_kind",
+        "loaded_at",
+        "expires_at",
+        "updated_at",
+    ]
+    list_filter = ["state", "error_kind", "config"]
+    list_select_related = ["customer", "config"]
+    search_fields = ["customer__email", "customer__external_id", "config__key"]
+    # The table holds one row per (customer, config); skip the unfiltered COUNT(*).
+    show_full_result_count = False
+    fieldsets = [
+        (None, {"fields": ["customer", "config", "state", "ttl_seconds", "expires_at"]}),
+        ("Last good answer", {"fields": ["loaded_at", "components_pretty"]}),
+        ("Error", {"fields": ["error_kind", "errored_at", "error_detail_pretty"]}),
+        (
+            "Loading claim",
+            {"classes": ["collapse"], "fields": ["claimed_at", "claim_token", "updated_at"]},
+        ),
+    ]
+    readonly_fields = [
+        "customer",
+        "config",
+        "state",
+        "ttl_seconds",
+        "expires_at",
+        "loaded_at",
+        "components_pretty",
+        "error_kind",
+        "errored_at",
+        "error_detail_pretty",
+        "claimed_at",
+        "claim_token",
+        "updated_at",
+    ]
+
+    @admin.display(description="components")
+    def components_pretty(self, instance: CardInstance) -> str:
+        return pretty_json(instance.components)
+
+    @admin.display(description="error detail")
+    def error_detail_pretty(self, instance: CardInstance) -> str:
+        return pretty_json(instance.error_detail)
+
+
+@admin.register(CardRequest)
+class CardRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The request log. Not deletable by hand: retention is a setting (SPEC §9)."""
+
+    list_display = [
+        "created_at",
+        "config",
+        "status_code",
+        "error_kind",
+        "duration_ms",
+        "response_bytes",
+        "attempt",
+        "customer",
+    ]
+    list_filter = ["error_kind", "created_at", "attempt", "config"]
+    list_select_related = ["config", "customer"]
+    search_fields = ["config__key", "batch_id", "customer__email"]
+    show_full_result_count = False
+    fieldsets = [
+        (None, {"fields": ["created_at", "config", "customer", "batch_id", "keys", "attempt"]}),
+        ("Outcome", {"fields": ["status_code", "error_kind", "duration_ms", "response_bytes"]}),
+        ("Error detail", {"fields": ["error_detail_pretty"]}),
+    ]
+    readonly_fields = [
+        "created_at",
+        "config",
+        "customer",
+        "batch_id",
+        "keys",
+        "attempt",
+        "status_code",
+        "error_kind",
+        "duration_ms",
+        "response_bytes",
+        "error_detail_pretty",
+    ]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="error detail")
+    def error_detail_pretty(self, request_row: CardRequest) -> str:
+        return pretty_json(request_row.error_detail)

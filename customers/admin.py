@@ -1,6 +1,50 @@
+"""Admin for tenants and customers, the people agents look up (SPEC §1)."""
+
 from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
 
 from customers.models import Customer, Tenant
 
-admin.site.register(Customer)
-admin.site.register(Tenant)
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "external_id", "customer_count", "public_id", "created_at"]
+    list_filter = [("external_id", admin.EmptyFieldListFilter), "created_at"]
+    # Also what the customer form's tenant autocomplete searches.
+    search_fields = ["name", "external_id", "public_id"]
+    ordering = ["name", "id"]
+    readonly_fields = ["public_id", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "external_id"]}),
+        ("Identity", {"classes": ["collapse"], "fields": ["public_id", "created_at"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        return super().get_queryset(request).annotate(customer_count=Count("customers"))
+
+    @admin.display(description="customers", ordering="customer_count")
+    def customer_count(self, tenant: Tenant) -> int:
+        return tenant.customer_count
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["email", "full_name", "external_id", "tenant", "last_viewed_at", "created_at"]
+    list_filter = [("tenant", admin.EmptyFieldListFilter), "last_viewed_at", "created_at"]
+    list_select_related = ["tenant"]
+    search_fields = [
+        "email",
+        "full_name",
+        "external_id",
+        "public_id",
+        "tenant__name",
+        "tenant__external_id",
+    ]
+    ordering = ["email", "id"]
+    autocomplete_fields = ["tenant"]
+    readonly_fields = ["public_id", "last_viewed_at", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["email", "full_name", "external_id", "tenant"]}),
+        ("Activity", {"fields": ["public_id", "last_viewed_at", "created_at"]}),
+    ]

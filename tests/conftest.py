@@ -60,3 +60,24 @@ def staff_admin(db):
 def admin_client_logged_in(client, staff_admin):
     client.force_login(staff_admin)
     return client
+
+
+@pytest.fixture
+def card_api(httpserver):
+    """A real card API on loopback; see tests/cards/cardapi.py."""
+    from tests.cards.cardapi import CardApi
+
+    return CardApi(httpserver)
+
+
+@pytest.fixture(scope="session")
+def make_httpserver():
+    """pytest-httpserver's server, threaded (batches arrive concurrently), on 127.0.0.1."""
+    from pytest_httpserver import HTTPServer
+
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    if server.is_running():
+        server.stop()

@@ -16,3 +16,8 @@ LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 REDIS_TEST_URL = env.str("REDIS_TEST_URL", default=REDIS_URL or "redis://127.0.0.1:6379/15")  # noqa: F405
 REDIS_URL = ""
 CELERY_BROKER_URL = "memory://"
+
+# Loader threads and the live server share the test database: a file lets them (an
+# in-memory SQLite database shared between threads locks whole tables).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}  # noqa: F405

@@ -1,0 +1,113 @@
+"""The loading claim (SPEC §6): single flight under concurrency, dead claims taken over."""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import close_old_connections
+from django.utils import timezone
+from werkzeug import Response
+
+from cards.models import CardInstance
+from cards.services import card_configs_enabled, cards_claim, cards_load
+from customers.models import Customer
+from tests.cards.cardapi import card
+from tests.factories import CardConfigFactory, CustomerFactory
+
+State = CardInstance.State
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_threads_loading_one_cold_customer_make_one_request_per_batch(httpserver):
+    def slow(path):
+        def handler(request):
+            time.sleep(0.3)
+            keys = request.get_json()["cardKeys"]
+            return Response(
+                '{"cards": [%s]}' % ",".join(f'{{"key": "{k}", "components": []}}' for k in keys)
+            )
+
+        return handler
+
+    for n in range(3):
+        httpserver.expect_request(f"/api{n}").respond_with_handler(slow(n))
+        for m in range(2):
+            CardConfigFactory(key=f"k{n}-{m}", api_url=httpserver.url_for(f"/api{n}"))
+    customer_id = CustomerFactory().pk
+    barrier = threading.Barrier(20)
+    errors: list[BaseException] = []
+
+    def view():
+        try:
+            barrier.wait()
+            cards_load(customer=Customer.objects.get(pk=customer_id), configs=card_configs_enabled())
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=view) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert not errors
+    assert len(httpserver.log) == 3
+    assert set(CardInstance.objects.values_list("state", flat=True)) == {State.LOADED}
+
+
+@pytest.mark.django_db
+def test_a_live_claim_is_not_taken_twice(card_api):
+    config = CardConfigFactory(key="plan", api_url=card_api.url)
+    customer = CustomerFactory()
+
+    _, first = cards_claim(customer=customer, configs=[config])
+    _, second = cards_claim(customer=customer, configs=[config])
+
+    assert len(first) == 1 and second == []
+
+
+@pytest.mark.django_db
+def test_a_claim_left_by_a_killed_loader_is_taken_over_after_its_deadline(card_api, settings):
+    config = CardConfigFactory(key="plan", api_url=card_api.url)
+    customer = CustomerFactory()
+    card_api.serve({"plan": card("plan")})
+    cards_claim(customer=customer, configs=[config])  # the loader then dies
+    assert cards_load(customer=customer, configs=[config]).requests == 0
+
+    dead = timezone.now() - timedelta(seconds=settings.CARDS_CLAIM_DEAD_AFTER_SECONDS + 1)
+    CardInstance.objects.update(claimed_at=dead)
+    report = cards_load(customer=customer, configs=[config])
+
+    assert report.requests == 1
+    assert CardInstance.objects.get().state == State.LOADED
+
+
+@pytest.mark.django_db
+def test_a_loader_whose_claim_was_taken_over_does_not_overwrite_the_newer_result(
+    card_api, settings
+):
+    from cards.services import _store_outcomes  # the write path of a late, dead loader
+    from cards.batching import batches_for
+    from cards.outcomes import CardOutcome
+
+    config = CardConfigFactory(key="plan", api_url=card_api.url)
+    customer = CustomerFactory()
+    old_token, old = cards_claim(customer=customer, configs=[config])
+    dead = timezone.now() - timedelta(seconds=settings.CARDS_CLAIM_DEAD_AFTER_SECONDS + 1)
+    CardInstance.objects.update(claimed_at=dead)
+    card_api.serve({"plan": card("plan", [])})
+    cards_load(customer=customer, configs=[config])
+
+    _store_outcomes(
+        customer=customer,
+        batch=batches_for([config])[0],
+        exchanges=[],
+        outcomes={"plan": CardOutcome(key="plan", components=[{"componentDivider": {}}])},
+        instances=old,
+        token=old_token,
+    )
+
+    assert CardInstance.objects.get().components == []
