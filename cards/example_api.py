@@ -10,7 +10,8 @@ generator per card), so two customers look different and one customer looks the 
 every load of the same day (dates are relative to today).
 
 When `CARDS_SIGNING_SECRETS` is set, requests must carry a valid signature header
-(`CARDS_SIGNATURE_HEADER`) for one of the secrets; otherwise the answer is 401.
+(`CARDS_SIGNATURE_HEADER`, in `CARDS_SIGNATURE_MODE`) for one of the secrets, verified on
+the raw body bytes; otherwise the answer is 401.
 The view exists only while `CARDS_EXAMPLE_API_ENABLED` is true (404 otherwise).
 
 Testing hooks for tests and benchmarks, as query parameters on the configured URL:
@@ -26,6 +27,7 @@ For example `http://127.0.0.1:8000/examples/cards/?delay_ms=3000&ttl=30`.
 """
 
 import hashlib
+import hmac
 import json
 import random
 import time
@@ -39,6 +41,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+
+from cards.signing import verify_signature
 
 MAX_DELAY_MS = 20_000
 
@@ -172,7 +176,7 @@ class _Customer:
     def name(self) -> str:
         local = self.email.split("@", 1)[0]
         words = [w for w in local.replace("_", ".").replace("-", ".").split(".") if w]
-        return " ".join(w.capitalize() for w in words) or self.email
+        return " ".join(w.capitalize() for w in words) or "Unnamed customer"
 
     @property
     def seed(self) -> str:
@@ -212,13 +216,17 @@ def _customer_from(payload: dict) -> _Customer:
 def _customer_details(c: _Customer) -> list[Component]:
     rng = c.rng("customer-details")
     country, city = rng.choice(COUNTRIES)
-    since = c.today - timedelta(days=rng.randint(30, 5 * 365))
+    days_as_customer = rng.randint(30, 5 * 365)
+    since = c.today - timedelta(days=days_as_customer)
     orders = rng.randint(1, 60)
-    lifetime = orders * rng.uniform(25, 180)
+    lifetime = days_as_customer / 30 * c.plan.monthly_price * rng.uniform(0.8, 1.1)
     components = [
         _row(
-            [_text(f"**{c.name}**", size="L"), _plain(c.email, size="S", color="MUTED")],
-            [_badge("VIP", "BLUE") if lifetime > 5_000 else _badge(c.plan.name)],
+            [
+                _text(f"**{c.name}**", size="L"),
+                _plain(c.email or "No email", size="S", color="MUTED"),
+            ],
+            [_badge("VIP", "BLUE") if lifetime > 20_000 else _badge(c.plan.name)],
         ),
         _divider("S"),
         _field("Customer since", _day(since)),
@@ -230,7 +238,7 @@ def _customer_details(c: _Customer) -> list[Component]:
         _divider("S"),
         _row(
             [_link("Open in CRM", f"https://crm.example.com/customers/{c.code('crm', 10)}")],
-            [_copy(c.id or c.email, "Copy customer ID")],
+            [_copy(c.id or c.email or "unknown", "Copy customer ID")],
         ),
     ]
     return components
@@ -424,7 +432,7 @@ def _recent_errors(c: _Customer) -> list[Component]:
 def _gallery(c: _Customer) -> list[Component]:
     """Every component and every size, colour and spacing value, for designers and tests."""
     return [
-        _text("**Component gallery**", size="L"),
+        _text("**Every component, size and colour**", size="L"),
         _text("Text in *italic*, **bold**, ***both*** and a [link](https://example.com)."),
         *(_text(f"Text size {size}", size=size) for size in ("S", "M", "L")),
         *(
@@ -522,12 +530,19 @@ def _error(status: int, message: str) -> JsonResponse:
 
 
 def _signature_is_valid(request: HttpRequest) -> bool:
-    from cards.signing import verify_signature
-
     header = request.headers.get(settings.CARDS_SIGNATURE_HEADER, "")
+    secrets = [secret for secret in settings.CARDS_SIGNING_SECRETS if secret]
+    if settings.CARDS_SIGNATURE_MODE == "body":
+        # Plain-compatible mode: the bare hex HMAC-SHA256 of the body, no timestamp.
+        return any(
+            hmac.compare_digest(
+                header.encode(),
+                hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest().encode(),
+            )
+            for secret in secrets
+        )
     return bool(header) and any(
-        verify_signature(request.body, header, secret=secret)
-        for secret in settings.CARDS_SIGNING_SECRETS
+        verify_signature(request.body, header, secret=secret) for secret in secrets
     )
 
 

@@ -87,6 +87,9 @@ class CardConfigForm(forms.ModelForm):
     def clean_order(self) -> int:
         return self._checked("order")
 
+    def clean_max_requests_per_second(self) -> int:
+        return self._checked("max_requests_per_second")
+
     def clean_is_enabled(self) -> bool:
         is_enabled = self.cleaned_data["is_enabled"]
         # `self.instance` still holds the stored state here: the form's values are copied
@@ -127,9 +130,7 @@ class CardConfigHeaderForm(forms.ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         _use_rule_messages(self, ["name"])
-        self.fields["name"].error_messages["required"] = " ".join(
-            validation.header_name_errors("")
-        )
+        self.fields["name"].error_messages["required"] = " ".join(validation.header_name_errors(""))
         stored = self.instance.value if self.instance.pk else ""
         placeholder = f"{mask(stored)} (leave blank to keep)" if stored else ""
         attrs = {"placeholder": placeholder, "autocomplete": "off", "size": 40}

@@ -29,6 +29,9 @@ MAX_KEY_LENGTH = 500
 MAX_URL_LENGTH = 600
 MAX_HEADER_NAME_LENGTH = 100
 MAX_HEADER_VALUE_LENGTH = 500
+# Matches the model field's validators; not a SPEC §2 rule, but checked the same way.
+MIN_REQUESTS_PER_SECOND = 1
+MAX_REQUESTS_PER_SECOND = 10_000
 
 # Headers this app sets itself on every request (SPEC §3); an admin-given one would clash.
 RESERVED_HEADER_NAMES = (
@@ -60,7 +63,9 @@ def _length_errors(value: str, *, what: str, maximum: int) -> list[str]:
     if not value:
         return [f"Enter {what} (1 to {maximum:,} characters)."]
     if len(value) > maximum:
-        return [f"{what.capitalize()} is at most {maximum:,} characters (this one has {len(value):,})."]
+        return [
+            f"{what.capitalize()} is at most {maximum:,} characters (this one has {len(value):,})."
+        ]
     return []
 
 
@@ -118,6 +123,15 @@ def order_errors(order: int) -> list[str]:
     if 0 <= order <= MAX_ORDER:
         return []
     return [f"The order is a whole number from 0 to {MAX_ORDER:,}; got {order:,}."]
+
+
+def max_requests_per_second_errors(rate: int) -> list[str]:
+    if MIN_REQUESTS_PER_SECOND <= rate <= MAX_REQUESTS_PER_SECOND:
+        return []
+    return [
+        f"The keep-warm rate limit is a whole number of requests per second from "
+        f"{MIN_REQUESTS_PER_SECOND} to {MAX_REQUESTS_PER_SECOND:,}; got {rate:,}."
+    ]
 
 
 def header_name_errors(name: str) -> list[str]:
@@ -193,6 +207,7 @@ FIELD_RULES: dict[str, Callable[[Any], list[str]]] = {
     "api_url": api_url_errors,
     "default_ttl_seconds": default_ttl_errors,
     "order": order_errors,
+    "max_requests_per_second": max_requests_per_second_errors,
 }
 
 

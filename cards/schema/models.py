@@ -76,7 +76,6 @@ def _check_http_url(value: str) -> str:
 HttpUrlText = Annotated[
     str,
     Field(
-        min_length=1,
         max_length=URL_MAX_LENGTH,
         description="Absolute http:// or https:// URL.",
         json_schema_extra={"format": "uri", "pattern": _HTTP_URL_PATTERN},

@@ -1,0 +1,82 @@
+"""Request signatures for card APIs (SPEC §3).
+
+Timestamped mode (the default) sends `t=<unix seconds>,v1=<hex>[,v1=<hex>...]`, where each
+hex is HMAC-SHA256 of `"<t>." + exact body bytes` under one active secret: with two secrets
+active, a card API can switch to the new one before the old one is retired. Body mode sends
+the bare hex HMAC-SHA256 of the body under the first secret, as Plain does, for APIs written
+against Plain's protocol (no replay protection there).
+
+`verify_signature` is the reference verifier that docs/ and the example card API follow.
+"""
+
+import hashlib
+import hmac
+import time
+
+MODES = ("timestamped", "body")
+DEFAULT_TOLERANCE_SECONDS = 300
+
+
+def _hex_hmac(secret: str, message: bytes) -> str:
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def signature_header_value(
+    body: bytes, *, secrets: list[str], mode: str, now: int | None = None
+) -> str | None:
+    """The signature header value for `body`, or None when no signing secret is set.
+
+    Raises ValueError on an unknown mode even without secrets, so a misspelt
+    CARDS_SIGNATURE_MODE fails loudly instead of waiting for the first secret.
+    """
+    if mode not in MODES:
+        raise ValueError(
+            f"Unknown signature mode {mode!r}: CARDS_SIGNATURE_MODE must be one of "
+            f"{', '.join(MODES)}."
+        )
+    secrets = [secret for secret in secrets if secret]
+    if not secrets:
+        return None
+    if mode == "body":
+        return _hex_hmac(secrets[0], body)
+    timestamp = int(time.time()) if now is None else now
+    signed = f"{timestamp}.".encode() + body
+    return ",".join([f"t={timestamp}", *(f"v1={_hex_hmac(s, signed)}" for s in secrets)])
+
+
+def verify_signature(
+    body: bytes,
+    header: str,
+    *,
+    secret: str,
+    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
+    now: int | None = None,
+) -> bool:
+    """Whether a timestamped signature header is valid for these raw body bytes.
+
+    True when one `v1=` matches the HMAC under `secret` and `t` is within
+    `tolerance_seconds` of now, in either direction (replay protection; a clock
+    ahead of ours is tolerated as much as a late delivery). Malformed headers are
+    simply invalid.
+    """
+    timestamp: int | None = None
+    candidates: list[str] = []
+    for part in header.split(","):
+        name, sep, value = part.strip().partition("=")
+        if not sep:
+            return False
+        if name == "t":
+            if timestamp is not None or not value.isascii() or not value.isdigit():
+                return False
+            timestamp = int(value)
+        elif name == "v1":
+            candidates.append(value)
+    if timestamp is None or not candidates:
+        return False
+    current = int(time.time()) if now is None else now
+    if abs(current - timestamp) > tolerance_seconds:
+        return False
+    expected = _hex_hmac(secret, f"{timestamp}.".encode() + body)
+    # Compare against every candidate (no early exit) so timing says nothing about which matched.
+    matches = [hmac.compare_digest(expected.encode(), c.encode()) for c in candidates]
+    return any(matches)

@@ -1,0 +1,23 @@
+"""Recording that an agent looked at a customer (feeds refresh-ahead, SPEC §7)."""
+
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from customers.models import Customer
+
+# Beat only needs "recently viewed", so a page view within this window writes nothing:
+# a busy customer page must not turn every load into a row write.
+VIEW_THROTTLE = timedelta(seconds=30)
+
+
+def customer_mark_viewed(*, customer: Customer) -> None:
+    """Set `last_viewed_at` to now, unless it was set less than 30 s ago (one UPDATE)."""
+    now = timezone.now()
+    updated = Customer.objects.filter(
+        Q(last_viewed_at__isnull=True) | Q(last_viewed_at__lt=now - VIEW_THROTTLE),
+        pk=customer.pk,
+    ).update(last_viewed_at=now)
+    if updated:
+        customer.last_viewed_at = now

@@ -1,0 +1,117 @@
+"""`seed_demo` (the `make demo` setup): idempotent, and its cards come back rich (issue 4)."""
+
+import io
+import json
+import re
+
+import pytest
+import requests
+from django.contrib.auth import authenticate, get_user_model
+from django.core.management import call_command
+
+from cards.models import CardConfig
+from customers.models import Customer, Tenant
+
+pytestmark = pytest.mark.django_db
+
+
+def seed(*args: str) -> str:
+    out = io.StringIO()
+    call_command("seed_demo", *args, stdout=out)
+    return out.getvalue()
+
+
+def printed_password(output: str) -> str:
+    match = re.search(
+        r"Demo admin: http://127\.0\.0\.1:8000/admin/ user admin password (\S+)", output
+    )
+    assert match, output
+    return match.group(1)
+
+
+def counts() -> tuple[int, ...]:
+    return (
+        get_user_model().objects.count(),
+        Tenant.objects.count(),
+        Customer.objects.count(),
+        CardConfig.objects.count(),
+        CardConfig.objects.filter(is_enabled=True).count(),
+    )
+
+
+def test_running_it_twice_creates_nothing_new():
+    seed()
+    first = counts()
+
+    seed()
+
+    assert counts() == first
+    assert first[1] >= 3 and first[2] >= 12
+
+
+def test_it_creates_customers_with_and_without_tenant_and_external_id():
+    seed()
+
+    assert Customer.objects.filter(tenant__isnull=True).exists()
+    assert Customer.objects.filter(external_id__isnull=True).exists()
+    assert Customer.objects.filter(tenant__isnull=False, external_id__isnull=False).exists()
+
+
+def test_it_prints_a_working_admin_password_and_resets_it_on_every_run():
+    first = printed_password(seed())
+    second = printed_password(seed())
+
+    assert first != second
+    assert authenticate(username="admin", password=first) is None
+    admin = authenticate(username="admin", password=second)
+    assert admin is not None and admin.is_staff and admin.is_superuser
+
+
+def test_it_prints_the_first_customer_page():
+    output = seed()
+
+    match = re.search(r"http://127\.0\.0\.1:8000/customers/(\d+)/", output)
+    assert match, output
+    assert Customer.objects.filter(pk=match.group(1)).exists()
+
+
+def test_configs_are_ordered_by_tens_with_the_gallery_last():
+    seed("--base-url", "http://127.0.0.1:9999/examples/cards/")
+
+    configs = list(CardConfig.objects.filter(is_enabled=True))
+    assert [c.order for c in configs] == [10 * (i + 1) for i in range(len(configs))]
+    assert configs[-1].key == "gallery"
+    assert {c.api_url for c in configs} == {"http://127.0.0.1:9999/examples/cards/"}
+    for config in configs:
+        config.full_clean()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_its_configs_get_at_least_six_rich_cards_from_the_example_api(live_server):
+    seed("--base-url", f"{live_server.url}/examples/cards/")
+    customer = Customer.objects.select_related("tenant").order_by("pk").first()
+    configs = list(CardConfig.objects.filter(is_enabled=True))
+    body = {
+        "cardKeys": [c.key for c in configs],
+        "customer": {
+            "id": customer.public_id,
+            "email": customer.email,
+            "externalId": customer.external_id,
+        },
+        "tenant": {"id": customer.tenant.public_id, "externalId": customer.tenant.external_id},
+    }
+
+    # One real HTTP request per config, as the loading engine would send it unbatched.
+    rich = 0
+    for config in configs:
+        response = requests.post(
+            config.api_url,
+            data=json.dumps({**body, "cardKeys": [config.key]}),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert response.status_code == 200
+        (card,) = response.json()["cards"]
+        rich += bool(card["components"])
+
+    assert rich >= 6
