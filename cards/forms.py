@@ -129,16 +129,23 @@ class CardConfigHeaderForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        _use_rule_messages(self, ["name"])
-        self.fields["name"].error_messages["required"] = " ".join(validation.header_name_errors(""))
+        # A view-only inline has neither field (cards.admin shows a display column instead).
+        if "name" in self.fields:
+            _use_rule_messages(self, ["name"])
+            self.fields["name"].error_messages["required"] = " ".join(
+                validation.header_name_errors("")
+            )
+        if "value" in self.fields:
+            self.fields["value"].widget = self._value_widget()
+
+    def _value_widget(self) -> forms.Widget:
         stored = self.instance.value if self.instance.pk else ""
         placeholder = f"{mask(stored)} (leave blank to keep)" if stored else ""
         attrs = {"placeholder": placeholder, "autocomplete": "off", "size": 40}
         if self.reveal_secrets:
-            self.fields["value"].widget = forms.TextInput(attrs=attrs)
-        else:
-            attrs["autocomplete"] = "new-password"
-            self.fields["value"].widget = forms.PasswordInput(render_value=False, attrs=attrs)
+            return forms.TextInput(attrs=attrs)
+        attrs["autocomplete"] = "new-password"
+        return forms.PasswordInput(render_value=False, attrs=attrs)
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]

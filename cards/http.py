@@ -515,7 +515,11 @@ def _describe(exc: BaseException, *, host: str, port: int) -> tuple[str, str]:
     where = f"{host}:{port}"
     if refused := _find(exc, AddressRefused):
         return "REQUEST", str(refused)
-    if _find(exc, ConnectTimeoutError):
+    # urllib3's NewConnectionError subclasses ConnectTimeoutError, refusals included.
+    if any(
+        isinstance(item, ConnectTimeoutError) and not isinstance(item, NewConnectionError)
+        for item in _chain(exc)
+    ):
         return "TIMEOUT", f"no connection to {where} within {_seconds()}"
     if _find(exc, (ReadTimeoutError, TimeoutError)):
         return "TIMEOUT", f"no complete answer within {_seconds()}"

@@ -140,9 +140,7 @@ def _first_entry_per_key(cards: list[Any]) -> dict[str, tuple[int, dict]]:
     return entries
 
 
-def _card_outcome(
-    key: str, found: tuple[int, dict] | None, base: dict[str, Any]
-) -> CardOutcome:
+def _card_outcome(key: str, found: tuple[int, dict] | None, base: dict[str, Any]) -> CardOutcome:
     if found is None:
         return CardOutcome(
             key=key,

@@ -147,9 +147,7 @@ def cards_load(
     return report
 
 
-def _fetch_batch(
-    customer: Customer, batch: Batch
-) -> tuple[list[Exchange], dict[str, CardOutcome]]:
+def _fetch_batch(customer: Customer, batch: Batch) -> tuple[list[Exchange], dict[str, CardOutcome]]:
     """One request for the batch, retried once after a pause when the failure is transient.
 
     Runs on fetch threads: no database access here.
@@ -212,9 +210,7 @@ def _store_outcomes(
         changes |= {"claimed_at": None, "claim_token": "", "updated_at": now}
         # Only the claim holder writes: a loader whose dead claim was taken over must not
         # overwrite the newer result.
-        stored = CardInstance.objects.filter(pk=instance.pk, claim_token=token).update(
-            **changes
-        )
+        stored = CardInstance.objects.filter(pk=instance.pk, claim_token=token).update(**changes)
         if stored:
             for name, value in changes.items():
                 setattr(instance, name, value)

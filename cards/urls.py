@@ -1,10 +1,15 @@
 from django.urls import path
 
-from cards import example_api
+from cards import example_api, views
 
 app_name = "cards"
 urlpatterns = [
     # The view itself answers 404 unless CARDS_EXAMPLE_API_ENABLED (checked per request,
     # so tests can switch it with override_settings).
     path("examples/cards/", example_api.example_cards_view, name="example-api"),
+    # Agent card views (SPEC §7). Reload-all comes first: it also answers GET for a card
+    # whose key is "reload".
+    path("customers/<int:pk>/cards/reload/", views.cards_reload_all, name="cards-reload"),
+    path("customers/<int:pk>/cards/<str:key>/", views.card_fragment, name="card"),
+    path("customers/<int:pk>/cards/<str:key>/reload/", views.card_reload, name="card-reload"),
 ]

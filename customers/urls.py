@@ -1,2 +1,11 @@
+from django.urls import path
+from django.views.generic import RedirectView
+
+from customers import views
+
 app_name = "customers"
-urlpatterns: list = []
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="customers:directory"), name="home"),
+    path("customers/", views.customer_directory, name="directory"),
+    path("customers/<int:pk>/", views.customer_detail, name="detail"),
+]

@@ -41,7 +41,9 @@ def test_twenty_threads_loading_one_cold_customer_make_one_request_per_batch(htt
     def view():
         try:
             barrier.wait()
-            cards_load(customer=Customer.objects.get(pk=customer_id), configs=card_configs_enabled())
+            cards_load(
+                customer=Customer.objects.get(pk=customer_id), configs=card_configs_enabled()
+            )
         except BaseException as exc:  # surfaced below
             errors.append(exc)
         finally:

@@ -120,8 +120,17 @@ def test_check_card_api_reports_each_key_and_exits_by_validity(card_api):
     card_api.serve({"plan": card("plan"), "orders": bad})
 
     status, out = run(
-        "check_card_api", "--url", card_api.url, "--key", "plan", "--key", "orders",
-        "--header", "Authorization: Bearer abc", "--email", "sam@example.com",
+        "check_card_api",
+        "--url",
+        card_api.url,
+        "--key",
+        "plan",
+        "--key",
+        "orders",
+        "--header",
+        "Authorization: Bearer abc",
+        "--email",
+        "sam@example.com",
     )
 
     assert status == 1

@@ -184,9 +184,7 @@ def test_a_redirect_is_not_followed(card_api, customer):
     assert len(card_api.requests) == 1
 
 
-def test_it_keeps_last_good_card_when_refresh_fails_with_retriable_error(
-    card_api, customer
-):
+def test_it_keeps_last_good_card_when_refresh_fails_with_retriable_error(card_api, customer):
     make_configs(card_api, "plan")
     card_api.serve({"plan": card("plan")})
     load(customer)

@@ -1,0 +1,41 @@
+"""Agent pages: the customer directory and a customer's page with their cards (SPEC §1)."""
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_safe
+
+from cards.views import cards_panel
+from customers.models import Customer
+from customers.selectors import customer_search
+from customers.viewing import customer_mark_viewed
+
+CUSTOMERS_PER_PAGE = 25
+
+
+@login_required
+@require_safe
+def customer_directory(request: HttpRequest) -> HttpResponse:
+    """Find a customer by email, name, external id or tenant (`?q=`), 25 a page."""
+    query = request.GET.get("q", "").strip()
+    paginator = Paginator(customer_search(query=query), CUSTOMERS_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    return render(
+        request,
+        "customers/customer_directory.html",
+        {"page": page, "query": query, "customers": page.object_list},
+    )
+
+
+@login_required
+@require_safe
+def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The customer's details and cards: cached ones at once, the others as they load."""
+    customer = get_object_or_404(Customer.objects.select_related("tenant"), pk=pk)
+    customer_mark_viewed(customer=customer)
+    return render(
+        request,
+        "customers/customer_detail.html",
+        cards_panel(request=request, customer=customer),
+    )
