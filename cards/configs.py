@@ -12,6 +12,7 @@ of an existing config, or takes the default for a new one. A header value that c
 the mask (an export made without secrets) keeps the stored value of that header.
 """
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,8 @@ class _Plan:
     headers: list[tuple[str, str]]
     key: str | None = None
     existing: CardConfig | None = None
+    # Position in the item's apiHeaders of each entry of `headers`, for error messages.
+    header_positions: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -91,14 +94,15 @@ def _stored_headers(config: CardConfig | None) -> list[tuple[str, str]]:
 
 def _parse_headers(
     raw: Any, *, existing: CardConfig | None, errors: list[str]
-) -> list[tuple[str, str]]:
+) -> list[tuple[int, str, str]]:
+    """The (position, name, value) of each well-formed header; masked values resolved."""
     if not isinstance(raw, list):
         errors.append(
             f"{_HEADERS}: must be a list of {{name, value}} objects, got {_json_type(raw)}"
         )
         return []
     stored = {validation.normalize_header_name(n): v for n, v in _stored_headers(existing)}
-    headers: list[tuple[str, str]] = []
+    headers: list[tuple[int, str, str]] = []
     for index, header in enumerate(raw):
         where = f"{_HEADERS}[{index}]"
         if not isinstance(header, dict) or set(header) != {"name", "value"}:
@@ -123,7 +127,7 @@ def _parse_headers(
                 )
                 continue
             value = kept
-        headers.append((name, value))
+        headers.append((index, name, value))
     return headers
 
 
@@ -162,16 +166,28 @@ def _parse_item(number: int, item: Any, *, existing: dict[str, CardConfig]) -> _
             source = config or CardConfig()
             plan.values[model_field] = getattr(source, model_field)
     if _HEADERS in item:
-        plan.headers = _parse_headers(item[_HEADERS], existing=config, errors=plan.errors)
+        parsed = _parse_headers(item[_HEADERS], existing=config, errors=plan.errors)
+        plan.header_positions = [index for index, _, _ in parsed]
+        plan.headers = [(name, value) for _, name, value in parsed]
     else:
         plan.headers = _stored_headers(config)
 
     checked = {name: value for name, value in plan.values.items() if name in typed}
     checked["headers"] = plan.headers
     for name, messages in validation.card_config_errors(checked).items():
-        json_name = _JSON_NAMES.get(name) or name.replace("headers", _HEADERS, 1)
-        plan.errors.extend(f"{json_name}: {message}" for message in messages)
+        plan.errors.extend(f"{_json_path(name, plan)}: {message}" for message in messages)
     return plan
+
+
+def _json_path(error_key: str, plan: _Plan) -> str:
+    """`api_url` -> `apiUrl`; `headers[1].name` -> `apiHeaders[<its position>].name`."""
+    if error_key in _JSON_NAMES:
+        return _JSON_NAMES[error_key]
+    if match := re.fullmatch(r"headers\[(\d+)\](.*)", error_key):
+        index, rest = int(match[1]), match[2]
+        position = plan.header_positions[index] if plan.header_positions else index
+        return f"{_HEADERS}[{position}]{rest}"
+    return _HEADERS
 
 
 def _label(plan: _Plan) -> str:

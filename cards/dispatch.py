@@ -1,66 +1,219 @@
 """Starting loads in the background: Celery workers with a broker, else an in-process pool.
 
-Both modes run the same task function, so they behave alike; only where it runs differs.
+Both modes run the same task function (`cards.tasks.cards_load_task`) with the same
+arguments, so they behave alike; only where it runs differs.
+
+The broker is `settings.REDIS_URL`, read at every dispatch rather than when the Celery app
+was configured, so whatever process (or test) sets it publishes there. Publishing never
+retries: with the broker down, `DispatchUnavailable` is raised within about a second, and
+the page renders what is cached with a notice instead of hanging.
 """
 
+import functools
+import heapq
+import itertools
 import logging
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from kombu.pools import ProducerPool
 
 logger = logging.getLogger(__name__)
 
-_pool: ThreadPoolExecutor | None = None
+# Producers (and their broker connections) kept per process and broker URL.
+PRODUCER_POOL_LIMIT = 10
+# How long a dispatch waits for a free producer before calling the broker unavailable.
+PRODUCER_ACQUIRE_TIMEOUT_SECONDS = 2.0
 
 
 class DispatchUnavailable(Exception):
     """The broker could not take the task: live loading is unavailable for now."""
 
 
-def _inprocess_pool() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(
-            max_workers=settings.CARDS_INPROCESS_WORKERS, thread_name_prefix="card-load"
-        )
-    return _pool
+@dataclass(frozen=True)
+class LoadJob:
+    """One background load of a customer's cards: the arguments of `cards_load_task`.
 
+    `stale_before` (ISO 8601) makes the claim take cards that expire by then, not only the
+    expired ones (refresh-ahead, keep-warm). `paced` loads wait for their endpoint's
+    request-rate ceiling (keep-warm). `countdown` delays the start, in seconds.
+    """
 
-def _run_inprocess(customer_id: int, config_ids: list[int]) -> None:
-    from cards.tasks import cards_load_task
+    customer_id: int
+    config_ids: tuple[int, ...]
+    stale_before: str | None = None
+    paced: bool = False
+    countdown: float = 0.0
+    deferrals: int = 0
 
-    try:
-        cards_load_task.run(customer_id, config_ids)
-    except Exception:
-        logger.exception("In-process card load failed for customer %s", customer_id)
-    finally:
-        # This thread's connection must not outlive the task (Django does this per request).
-        close_old_connections()
+    @property
+    def args(self) -> tuple[int, list[int]]:
+        return self.customer_id, list(self.config_ids)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if self.stale_before is not None:
+            kwargs["stale_before"] = self.stale_before
+        if self.paced:
+            kwargs["paced"] = True
+        if self.deferrals:
+            kwargs["deferrals"] = self.deferrals
+        return kwargs
 
 
 def uses_broker() -> bool:
     return bool(settings.REDIS_URL)
 
 
-def dispatch_loads(*, customer_id: int, config_id_groups: Sequence[list[int]]) -> None:
+def dispatch_loads(
+    *,
+    customer_id: int,
+    config_id_groups: Sequence[list[int]],
+    stale_before: datetime | None = None,
+) -> None:
     """Start one background load per group (batch), after the current transaction commits.
 
     Raises DispatchUnavailable when the broker refuses, so callers can say so and still
     render what is cached.
     """
+    dispatch_jobs(
+        jobs=[
+            LoadJob(
+                customer_id=customer_id,
+                config_ids=tuple(config_ids),
+                stale_before=stale_before.isoformat() if stale_before else None,
+            )
+            for config_ids in config_id_groups
+        ]
+    )
 
-    from cards.tasks import cards_load_task  # tasks import services, which import us
+
+def dispatch_jobs(*, jobs: Sequence[LoadJob]) -> None:
+    """Start the loads after the current transaction commits (at once outside one).
+
+    With a broker, every job is published on one pooled connection; without, the jobs run
+    on the in-process pool (jobs with a countdown once it has passed). Raises
+    DispatchUnavailable when the broker refuses.
+    """
+    jobs = list(jobs)
+    if not jobs:
+        return
 
     def send() -> None:
-        for config_ids in config_id_groups:
-            if uses_broker():
-                try:
-                    cards_load_task.apply_async(args=(customer_id, config_ids), retry=False)
-                except Exception as exc:  # kombu raises several kinds when Redis is down
-                    raise DispatchUnavailable(str(exc)) from exc
-            else:
-                _inprocess_pool().submit(_run_inprocess, customer_id, config_ids)
+        if uses_broker():
+            _publish(jobs, url=settings.REDIS_URL)
+        else:
+            for job in jobs:
+                _run_inprocess_after(job)
 
+    # A task must not run before the rows it reads are committed; robust=False so that a
+    # refusal reaches the caller (outside a transaction this runs at once).
     transaction.on_commit(send, robust=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _producer_pool(url: str) -> ProducerPool:
+    from config.celery import app
+
+    # No reconnection loop on the publishing side: one attempt, bounded by the socket
+    # timeouts of CELERY_BROKER_TRANSPORT_OPTIONS (kombu would otherwise retry for seconds).
+    connection = app.connection_for_write(url, transport_options={"max_retries": 0})
+    return ProducerPool(connection.Pool(limit=PRODUCER_POOL_LIMIT), limit=PRODUCER_POOL_LIMIT)
+
+
+def _publish(jobs: list[LoadJob], *, url: str) -> None:
+    from cards.tasks import cards_load_task  # tasks import services, which import us
+
+    try:
+        with _producer_pool(url).acquire(
+            block=True, timeout=PRODUCER_ACQUIRE_TIMEOUT_SECONDS
+        ) as producer:
+            for job in jobs:
+                cards_load_task.apply_async(
+                    args=job.args,
+                    kwargs=job.kwargs,
+                    countdown=job.countdown or None,
+                    producer=producer,
+                    retry=False,
+                )
+    except Exception as exc:  # kombu, redis-py and the pool raise several kinds
+        raise DispatchUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+# --- The embedded mode ------------------------------------------------------------------
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _inprocess_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=settings.CARDS_INPROCESS_WORKERS, thread_name_prefix="card-load"
+            )
+        return _pool
+
+
+def _run_inprocess(job: LoadJob) -> None:
+    from cards.tasks import cards_load_task
+
+    try:
+        cards_load_task.run(*job.args, **job.kwargs)
+    except Exception:
+        logger.exception("In-process card load failed for customer %s", job.customer_id)
+    finally:
+        # This thread's connection must not outlive the task (Django does this per request).
+        close_old_connections()
+
+
+class _Timer:
+    """Hands jobs to the in-process pool once their countdown has passed.
+
+    One thread and a heap, so that a keep-warm run of hundreds of spaced jobs holds no pool
+    thread while it waits (the broker keeps such jobs in the other mode).
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, LoadJob]] = []
+        self._order = itertools.count()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, job: LoadJob) -> None:
+        with self._changed:
+            heapq.heappush(self._heap, (time.monotonic() + job.countdown, next(self._order), job))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="card-load-timer", daemon=True
+                )
+                self._thread.start()
+            self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._changed.wait(timeout)
+                _, _, job = heapq.heappop(self._heap)
+            _inprocess_pool().submit(_run_inprocess, job)
+
+
+_timer = _Timer()
+
+
+def _run_inprocess_after(job: LoadJob) -> None:
+    if job.countdown > 0:
+        _timer.add(job)
+    else:
+        _inprocess_pool().submit(_run_inprocess, job)

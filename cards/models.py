@@ -24,7 +24,7 @@ key_validator = RegexValidator(
 header_name_validator = RegexValidator(
     # An HTTP token (RFC 9110 §5.6.2).
     r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z",
-    "A header name is an HTTP token: letters, digits and !#$%&'*+.^_`|~- only, no spaces "
+    "A header name is an HTTP token: letters, digits and !#$%%&'*+.^_`|~- only, no spaces "
     "or colons.",
 )
 

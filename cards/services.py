@@ -12,7 +12,7 @@ Loads are started either in the foreground (`cards_load`) or in the background
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -113,10 +113,13 @@ def cards_load(
     configs: Sequence[CardConfig] | None = None,
     stale_before: datetime | None = None,
     force: bool = False,
+    before_request: Callable[[Batch], None] | None = None,
 ) -> LoadReport:
     """Load the customer's cards that need it, in the foreground; batches run concurrently.
 
     `configs` defaults to every enabled config. Cards another loader holds are skipped.
+    `before_request(batch)` runs before every request attempt, on the fetch thread (keep-warm
+    pacing waits there for the endpoint's next free slot).
     """
     if configs is None:
         configs = card_configs_enabled()
@@ -129,9 +132,11 @@ def cards_load(
     by_config = {instance.config_id: instance for instance in instances}
     batches = batches_for(instance.config for instance in instances)
     if len(batches) == 1:
-        results = [(batches[0], _fetch_batch(customer, batches[0]))]
+        results = [(batches[0], _fetch_batch(customer, batches[0], before_request))]
     else:
-        futures = {_fetch_pool.submit(_fetch_batch, customer, b): b for b in batches}
+        futures = {
+            _fetch_pool.submit(_fetch_batch, customer, b, before_request): b for b in batches
+        }
         results = ((futures[f], f.result()) for f in as_completed(futures))
     for batch, (exchanges, outcomes) in results:
         report.requests += len(exchanges)
@@ -147,7 +152,11 @@ def cards_load(
     return report
 
 
-def _fetch_batch(customer: Customer, batch: Batch) -> tuple[list[Exchange], dict[str, CardOutcome]]:
+def _fetch_batch(
+    customer: Customer,
+    batch: Batch,
+    before_request: Callable[[Batch], None] | None = None,
+) -> tuple[list[Exchange], dict[str, CardOutcome]]:
     """One request for the batch, retried once after a pause when the failure is transient.
 
     Runs on fetch threads: no database access here.
@@ -156,6 +165,8 @@ def _fetch_batch(customer: Customer, batch: Batch) -> tuple[list[Exchange], dict
     body = build_request_body(customer=customer, keys=keys)
     exchanges: list[Exchange] = []
     for attempt in (1, 2):
+        if before_request is not None:
+            before_request(batch)
         # Headers are rebuilt per attempt so a timestamped signature is fresh.
         headers = build_request_headers(configured=batch.headers, body=body)
         exchange = post_cards(url=batch.url, headers=headers, body=body)

@@ -1,36 +1,143 @@
-"""Celery tasks: thin shells that load rows by id and call a service (STYLE.md)."""
+"""Celery tasks: thin shells that load rows by id and call a service (STYLE.md).
+
+Each is named after its service and logs one structured line (customer or counts, keys,
+outcome, duration). Periodic ones are scheduled in cards.schedules.
+"""
 
 import logging
 import time
+from datetime import datetime
 
 from celery import shared_task
 
-from cards.services import card_configs_enabled, cards_load
+from cards import schedules
+from cards.dispatch import DispatchUnavailable
+from cards.refresh import (
+    FanOut,
+    cards_keep_warm,
+    cards_load_paced,
+    cards_recover_claims,
+    cards_refresh_ahead,
+)
+from cards.services import card_configs_enabled, cards_load, cards_purge
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="cards.load_cards")
-def cards_load_task(customer_id: int, config_ids: list[int] | None = None) -> None:
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+@shared_task(name="cards.cards_load")
+def cards_load_task(
+    customer_id: int,
+    config_ids: list[int] | None = None,
+    stale_before: str | None = None,
+    paced: bool = False,
+    deferrals: int = 0,
+) -> None:
     """Load one customer's stale cards (one batch, usually) and log one structured line.
 
+    `stale_before` (ISO 8601) also claims cards expiring by then (refresh-ahead);
+    `paced` loads keep to their endpoint's request-rate ceiling (keep-warm).
     Idempotent: the claim in `cards_load` makes a duplicate delivery a no-op.
     """
     started = time.monotonic()
     customer = Customer.objects.filter(pk=customer_id).first()
     if customer is None:
+        logger.info(
+            "cards_load customer=%s keys=- outcome=no-customer requests=0 duration_ms=%d",
+            customer_id,
+            _ms(started),
+        )
         return
     configs = card_configs_enabled()
     if config_ids is not None:
         wanted = set(config_ids)
         configs = [config for config in configs if config.pk in wanted]
-    report = cards_load(customer=customer, configs=configs)
+    horizon = datetime.fromisoformat(stale_before) if stale_before else None
+    if paced:
+        paced_load = cards_load_paced(
+            customer=customer, configs=configs, stale_before=horizon, deferrals=deferrals
+        )
+        if paced_load.deferred_for is not None:
+            logger.info(
+                "cards_load customer=%s keys=%s outcome=%s wait_s=%.1f requests=0 "
+                "duration_ms=%d",
+                customer_id,
+                ",".join(config.key for config in configs) or "-",
+                "dropped" if paced_load.dropped else "deferred",
+                paced_load.deferred_for,
+                _ms(started),
+            )
+            return
+        report = paced_load.report
+    else:
+        report = cards_load(customer=customer, configs=configs, stale_before=horizon)
     logger.info(
         "cards_load customer=%s keys=%s outcome=%s requests=%d duration_ms=%d",
         customer_id,
         ",".join(i.config.key for i in report.instances) or "-",
         ",".join(f"{i.config.key}:{i.state}" for i in report.instances) or "nothing-to-load",
         report.requests,
-        (time.monotonic() - started) * 1000,
+        _ms(started),
+    )
+
+
+def _log_fan_out(name: str, started: float, fan_out: FanOut | None) -> None:
+    logger.info(
+        "%s customers=%d cards=%d jobs=%d outcome=%s duration_ms=%d",
+        name,
+        fan_out.customers if fan_out else 0,
+        fan_out.cards if fan_out else 0,
+        len(fan_out.jobs) if fan_out else 0,
+        "enqueued" if fan_out else "broker-unavailable",
+        _ms(started),
+    )
+
+
+@shared_task(name="cards.cards_refresh_ahead")
+def cards_refresh_ahead_task() -> None:
+    """Reload watched customers' cards that are about to expire (beat, every 15 s)."""
+    started = time.monotonic()
+    try:
+        fan_out = cards_refresh_ahead()
+    except DispatchUnavailable:
+        fan_out = None
+    _log_fan_out("cards_refresh_ahead", started, fan_out)
+
+
+@shared_task(name="cards.cards_keep_warm")
+def cards_keep_warm_task() -> None:
+    """Reload keep-warm cards for every customer, paced per endpoint (beat, every 30 s)."""
+    started = time.monotonic()
+    try:
+        fan_out = cards_keep_warm(period_seconds=schedules.KEEP_WARM_EVERY)
+    except DispatchUnavailable:
+        fan_out = None
+    _log_fan_out("cards_keep_warm", started, fan_out)
+
+
+@shared_task(name="cards.cards_recover_claims")
+def cards_recover_claims_task() -> None:
+    """Reload watched customers' cards whose loader died mid-load (beat, every minute)."""
+    started = time.monotonic()
+    try:
+        fan_out = cards_recover_claims()
+    except DispatchUnavailable:
+        fan_out = None
+    _log_fan_out("cards_recover_claims", started, fan_out)
+
+
+@shared_task(name="cards.cards_purge")
+def cards_purge_task() -> None:
+    """Delete card data past retention and old request logs, in batches (beat, hourly)."""
+    started = time.monotonic()
+    report = cards_purge()
+    logger.info(
+        "cards_purge instances=%d requests=%d outcome=purged duration_ms=%d",
+        report.instances,
+        report.requests,
+        _ms(started),
     )

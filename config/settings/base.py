@@ -152,3 +152,15 @@ CARDS_INPROCESS_WORKERS = env.int("CARDS_INPROCESS_WORKERS", default=8)
 CARDS_WAIT_SECONDS = env.float("CARDS_WAIT_SECONDS", default=20.0)
 # Built-in example card API (SPEC §10) and the demo.
 CARDS_EXAMPLE_API_ENABLED = env.bool("CARDS_EXAMPLE_API_ENABLED", default=True)
+
+# --- Background work (cards.schedules, cards.refresh) ----------------------------------
+# Refresh-ahead and keep-warm reload cards that expire within this many seconds.
+CARDS_REFRESH_AHEAD_SECONDS = env.int("CARDS_REFRESH_AHEAD_SECONDS", default=60)
+# At most this many cards per run of a dispatcher (refresh-ahead, keep-warm, recovery).
+CARDS_DISPATCH_BATCH_SIZE = env.int("CARDS_DISPATCH_BATCH_SIZE", default=2000)
+# Global task limits just above the worst card load: two attempts at the deadline plus the
+# pause between them. Prefork enforces them; on the threads pool the request deadline does.
+CELERY_TASK_SOFT_TIME_LIMIT = int(
+    2 * CARDS_REQUEST_TIMEOUT_SECONDS + CARDS_RETRY_DELAY_SECONDS + 5
+)
+CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 10

@@ -1,5 +1,7 @@
 """Test settings: base plus speed. Loopback card APIs are allowed (tests run real servers)."""
 
+import os
+
 from .base import *  # noqa: F403
 from .base import env
 
@@ -16,8 +18,13 @@ LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 REDIS_TEST_URL = env.str("REDIS_TEST_URL", default=REDIS_URL or "redis://127.0.0.1:6379/15")  # noqa: F405
 REDIS_URL = ""
 CELERY_BROKER_URL = "memory://"
+# A worker process a test starts (tests/workers.py) is in the Redis mode, on REDIS_TEST_URL.
+if env.bool("CARDS_TEST_WORKER", default=False):
+    REDIS_URL = CELERY_BROKER_URL = REDIS_TEST_URL
 
 # Loader threads and the live server share the test database: a file lets them (an
 # in-memory SQLite database shared between threads locks whole tables).
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}  # noqa: F405
+    # One file per test run, so concurrent runs never share it; worker processes started by
+    # tests read the name from `connection.settings_dict`.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}  # noqa: F405

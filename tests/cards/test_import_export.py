@@ -160,6 +160,15 @@ class TestImport:
         with pytest.raises(CommandError, match=message.replace("[", r"\[").replace("]", r"\]")):
             run_import(tmp_path, [item(**fields)])
 
+    def test_header_errors_name_the_header_position_in_the_file(self, tmp_path):
+        bad_headers = [{"name": "X-Key", "value": 1}, {"name": "Host", "value": "x"}]
+
+        with pytest.raises(CommandError) as raised:
+            run_import(tmp_path, [item(apiHeaders=bad_headers)])
+
+        assert "apiHeaders[0].value: must be a string" in str(raised.value)
+        assert 'apiHeaders[1].name: "Host" is a reserved header' in str(raised.value)
+
     def test_it_refuses_a_file_that_is_not_a_json_list(self, tmp_path):
         path = tmp_path / "configs.json"
         path.write_text('{"title": "x"}')

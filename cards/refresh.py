@@ -1,0 +1,343 @@
+"""Loads nobody waits for: refresh-ahead, keep-warm and claim recovery (SPEC §6, §7).
+
+Each is a dispatcher run by beat (cards.schedules): one bounded query picks what is due,
+and the loads fan out as `cards_load_task` jobs (cards.dispatch), one per customer, so
+they run on the workers like any other load, their batches concurrently, and the claim
+(`cards_claim`) keeps them from duplicating a viewer's load or each other.
+
+- Refresh-ahead: cards of customers viewed within CARDS_WATCH_WINDOW_SECONDS that expire
+  within CARDS_REFRESH_AHEAD_SECONDS are reloaded before an agent waits for them.
+- Keep-warm: configs with `keep_warm` are reloaded for every customer ahead of expiry,
+  paced so their API never sees more than `max_requests_per_second` (see "Pacing").
+- Recovery: cards of watched customers whose loader died mid-load (a dead claim) are
+  reloaded. Any dead claim can already be taken over by the next view, refresh-ahead or
+  keep-warm, so nothing has to be reset; recovery only makes sure a card an agent may be
+  looking at does not wait for that. Unwatched customers' dead claims are left for their
+  next view: reloading them would be requests nobody reads.
+
+Pacing: keep-warm jobs are spread over the dispatcher's period at the endpoint's rate
+(countdowns), and each request of a paced load first reserves its endpoint's next free
+slot (GCRA, no burst: consecutive requests at least `PACE_HEADROOM / rate` apart), in
+Redis with a broker, in process memory without one. The countdowns keep worker threads
+free; the reservation is the guarantee when workers fall behind and release a backlog at
+once. A job whose slot is more than PACE_MAX_WAIT_SECONDS away goes back to the broker
+for then instead of holding a thread.
+"""
+
+import functools
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import redis
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from cards.batching import Batch, batch_key, batches_for
+from cards.dispatch import LoadJob, dispatch_jobs
+from cards.models import CardConfig, CardInstance
+from cards.services import LoadReport, cards_load
+from customers.models import Customer
+
+logger = logging.getLogger(__name__)
+
+State = CardInstance.State
+
+# Requests of a paced endpoint are spaced 5% wider than the ceiling allows, so network and
+# scheduling jitter never make the API's own clock count one request too many in a second.
+PACE_HEADROOM = 1.05
+# A paced load waits this long at most for its slot; later, it is re-enqueued for then.
+PACE_MAX_WAIT_SECONDS = 2.0
+# After this many re-enqueues a paced load is dropped; the next keep-warm run picks it up.
+PACE_MAX_DEFERRALS = 5
+
+
+@dataclass
+class FanOut:
+    """What one dispatcher run enqueued: the (customer, config) pairs and the jobs."""
+
+    cards: int = 0
+    jobs: list[LoadJob] = field(default_factory=list)
+
+    @property
+    def customers(self) -> int:
+        return len({job.customer_id for job in self.jobs})
+
+
+def _dead_before(now: datetime) -> datetime:
+    return now - timedelta(seconds=settings.CARDS_CLAIM_DEAD_AFTER_SECONDS)
+
+
+def _dead_claim(now: datetime) -> Q:
+    # A row still unclaimed since it was created counts too, once it is as old as a claim.
+    dead_before = _dead_before(now)
+    return Q(state=State.LOADING) & (
+        Q(claimed_at__lt=dead_before) | Q(claimed_at__isnull=True, updated_at__lt=dead_before)
+    )
+
+
+def _watched_since(now: datetime) -> datetime:
+    return now - timedelta(seconds=settings.CARDS_WATCH_WINDOW_SECONDS)
+
+
+def _jobs_per_customer(
+    pairs: Iterable[tuple[int, int]], *, stale_before: datetime | None
+) -> FanOut:
+    """One job per customer with all of its due configs; `cards_load` batches them and
+    fetches the batches concurrently, and one message per customer keeps a run's
+    publishing short."""
+    by_customer: dict[int, list[int]] = {}
+    count = 0
+    for customer_id, config_id in pairs:
+        by_customer.setdefault(customer_id, []).append(config_id)
+        count += 1
+    stale = stale_before.isoformat() if stale_before else None
+    return FanOut(
+        cards=count,
+        jobs=[
+            LoadJob(customer_id=customer_id, config_ids=tuple(sorted(ids)), stale_before=stale)
+            for customer_id, ids in by_customer.items()
+        ],
+    )
+
+
+def cards_refresh_ahead(*, now: datetime | None = None, limit: int | None = None) -> FanOut:
+    """Enqueue reloads of watched customers' cards that expire within the lead time.
+
+    One query: instances joined to their customer (viewed within the watch window) and
+    config (enabled), expiring by now + CARDS_REFRESH_AHEAD_SECONDS and not under a live
+    claim, soonest first, at most `limit` (CARDS_DISPATCH_BATCH_SIZE). It is driven by
+    the customers' `last_viewed_at` index, so its cost follows the watched customers,
+    not the table. Jobs carry that horizon as `stale_before`, so the claim takes cards that
+    have not expired yet. Raises DispatchUnavailable when the broker is down.
+    """
+    now = now or timezone.now()
+    limit = limit or settings.CARDS_DISPATCH_BATCH_SIZE
+    horizon = now + timedelta(seconds=settings.CARDS_REFRESH_AHEAD_SECONDS)
+    pairs = (
+        CardInstance.objects.filter(
+            customer__last_viewed_at__gte=_watched_since(now),
+            config__is_enabled=True,
+            expires_at__lte=horizon,
+        )
+        .filter(~Q(state=State.LOADING) | Q(claimed_at__lt=_dead_before(now)))
+        .order_by("expires_at")
+        .values_list("customer_id", "config_id")[:limit]
+    )
+    fan_out = _jobs_per_customer(pairs, stale_before=horizon)
+    dispatch_jobs(jobs=fan_out.jobs)
+    return fan_out
+
+
+def cards_recover_claims(*, now: datetime | None = None, limit: int | None = None) -> FanOut:
+    """Enqueue reloads of watched customers' cards whose loader died (a dead claim).
+
+    Raises DispatchUnavailable when the broker is down.
+    """
+    now = now or timezone.now()
+    limit = limit or settings.CARDS_DISPATCH_BATCH_SIZE
+    pairs = (
+        CardInstance.objects.filter(
+            _dead_claim(now),
+            customer__last_viewed_at__gte=_watched_since(now),
+            config__is_enabled=True,
+        )
+        .order_by("claimed_at")
+        .values_list("customer_id", "config_id")[:limit]
+    )
+    fan_out = _jobs_per_customer(pairs, stale_before=None)
+    dispatch_jobs(jobs=fan_out.jobs)
+    return fan_out
+
+
+def cards_keep_warm(
+    *, period_seconds: float, now: datetime | None = None, limit: int | None = None
+) -> FanOut:
+    """Enqueue paced reloads of keep-warm cards, for every customer, ahead of expiry.
+
+    Per endpoint (configs that share a request, SPEC §4), at most what its ceiling allows
+    in `period_seconds` (the dispatcher's period), spread over that period; overall at most
+    `limit` customers. Cards expiring soonest go first, then customers who have none yet.
+    Raises DispatchUnavailable when the broker is down.
+    """
+    now = now or timezone.now()
+    budget = limit or settings.CARDS_DISPATCH_BATCH_SIZE
+    # A job may start up to a period late; the horizon still catches its cards before expiry.
+    horizon = now + timedelta(seconds=period_seconds + settings.CARDS_REFRESH_AHEAD_SECONDS)
+    configs = CardConfig.objects.filter(is_enabled=True, keep_warm=True).prefetch_related(
+        "headers"
+    )
+    fan_out = FanOut()
+    for batch in batches_for(configs.order_by("order", "id")):
+        interval = pace_interval(batch)
+        capacity = min(max(1, int(period_seconds / interval)), budget - len(fan_out.jobs))
+        if capacity <= 0:
+            break
+        config_ids = tuple(sorted(config.pk for config in batch.configs))
+        customer_ids = _keep_warm_due(config_ids, now=now, horizon=horizon, limit=capacity)
+        # Continue after the slots this endpoint has already handed out.
+        start = pace_next_slot(batch, reserve=False)
+        for n, customer_id in enumerate(customer_ids):
+            fan_out.jobs.append(
+                LoadJob(
+                    customer_id=customer_id,
+                    config_ids=config_ids,
+                    stale_before=horizon.isoformat(),
+                    paced=True,
+                    countdown=round(start + n * interval, 3),
+                )
+            )
+        fan_out.cards += len(customer_ids) * len(config_ids)
+    dispatch_jobs(jobs=fan_out.jobs)
+    return fan_out
+
+
+def _keep_warm_due(
+    config_ids: Sequence[int], *, now: datetime, horizon: datetime, limit: int
+) -> list[int]:
+    """Customers with a card of these configs due by `horizon`, or with none yet."""
+    due = (Q(expires_at__lte=horizon) & ~Q(state=State.LOADING)) | _dead_claim(now)
+    found: dict[int, None] = dict.fromkeys(
+        CardInstance.objects.filter(due, config_id__in=config_ids)
+        .order_by("expires_at")
+        .values_list("customer_id", flat=True)[: limit * len(config_ids)]
+    )
+    customer_ids = list(found)[:limit]
+    if len(customer_ids) < limit:
+        # Anti-joins on the (customer, config) unique index: customers never loaded.
+        missing = Q()
+        for config_id in config_ids:
+            missing |= ~Exists(
+                CardInstance.objects.filter(customer=OuterRef("pk"), config_id=config_id)
+            )
+        for customer_id in (
+            Customer.objects.filter(missing).order_by("pk").values_list("pk", flat=True)[:limit]
+        ):
+            if len(customer_ids) >= limit:
+                break
+            if customer_id not in found:
+                customer_ids.append(customer_id)
+    return customer_ids
+
+
+# --- Pacing -------------------------------------------------------------------------------
+
+
+@dataclass
+class PacedLoad:
+    """A paced load's report, or how long it was put off (re-enqueued, or dropped)."""
+
+    report: LoadReport
+    deferred_for: float | None = None
+    dropped: bool = False
+
+
+def cards_load_paced(
+    *,
+    customer: Customer,
+    configs: Sequence[CardConfig],
+    stale_before: datetime | None,
+    deferrals: int = 0,
+) -> PacedLoad:
+    """A keep-warm load: every request waits for its endpoint's next free slot.
+
+    When that slot is more than PACE_MAX_WAIT_SECONDS away (workers fell behind and a
+    backlog arrived at once), nothing is claimed and the job is re-enqueued for then,
+    at most PACE_MAX_DEFERRALS times.
+    """
+    wait = max((pace_next_slot(b, reserve=False) for b in batches_for(configs)), default=0.0)
+    if wait > PACE_MAX_WAIT_SECONDS:
+        if deferrals >= PACE_MAX_DEFERRALS:
+            return PacedLoad(report=LoadReport(), deferred_for=wait, dropped=True)
+        dispatch_jobs(
+            jobs=[
+                LoadJob(
+                    customer_id=customer.pk,
+                    config_ids=tuple(config.pk for config in configs),
+                    stale_before=stale_before.isoformat() if stale_before else None,
+                    paced=True,
+                    countdown=round(wait, 3),
+                    deferrals=deferrals + 1,
+                )
+            ]
+        )
+        return PacedLoad(report=LoadReport(), deferred_for=wait)
+    report = cards_load(
+        customer=customer,
+        configs=configs,
+        stale_before=stale_before,
+        before_request=pace_before_request,
+    )
+    return PacedLoad(report=report)
+
+
+def pace_interval(batch: Batch) -> float:
+    """Seconds between two paced requests to the batch's endpoint: its lowest ceiling."""
+    rate = min(config.max_requests_per_second for config in batch.configs)
+    return PACE_HEADROOM / max(rate, 1)
+
+
+def _pace_key(batch: Batch) -> str:
+    # The header values are secrets: the key is a digest of the endpoint, never the values.
+    url, headers = batch_key(url=batch.url, headers=batch.headers)
+    identity = repr((url, sorted(headers))).encode()
+    return "cards:pace:" + hashlib.sha256(identity).hexdigest()[:32]
+
+
+def pace_next_slot(batch: Batch, *, reserve: bool) -> float:
+    """Seconds until the endpoint's next free slot; with `reserve`, take that slot."""
+    key, interval = _pace_key(batch), pace_interval(batch)
+    if settings.REDIS_URL:
+        return _redis_next_slot(settings.REDIS_URL, key, interval, reserve)
+    return _memory_next_slot(key, interval, reserve)
+
+
+def pace_before_request(batch: Batch) -> None:
+    """Take the endpoint's next slot and sleep until it (the hook of `cards_load`)."""
+    wait = pace_next_slot(batch, reserve=True)
+    if wait > 0:
+        time.sleep(wait)
+
+
+# The theoretical arrival time (TAT) of the next request, on Redis's own clock so that
+# workers on several machines agree; the key lapses an hour after its last use.
+_NEXT_SLOT_LUA = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+if ARGV[2] == '1' then
+  redis.call('SET', KEYS[1], string.format('%.6f', tat + tonumber(ARGV[1])), 'EX', 3600)
+end
+return string.format('%.6f', tat - now)
+"""
+
+
+@functools.lru_cache(maxsize=8)
+def _next_slot_script(url: str):
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+    return client.register_script(_NEXT_SLOT_LUA)
+
+
+def _redis_next_slot(url: str, key: str, interval: float, reserve: bool) -> float:
+    wait = _next_slot_script(url)(keys=[key], args=[f"{interval:.6f}", "1" if reserve else "0"])
+    return float(wait)
+
+
+_memory_slots: dict[str, float] = {}
+_memory_lock = threading.Lock()
+
+
+def _memory_next_slot(key: str, interval: float, reserve: bool) -> float:
+    # Without a broker every load runs in this process, so its clock and memory suffice.
+    with _memory_lock:
+        now = time.monotonic()
+        slot = max(_memory_slots.get(key, 0.0), now)
+        if reserve:
+            _memory_slots[key] = slot + interval
+        return slot - now
