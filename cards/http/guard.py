@@ -1,0 +1,187 @@
+"""The outbound guard against server-side request forgery (SPEC §8).
+
+Which addresses a card API may resolve to, and why one is refused. `transport` applies
+these rules to the address it actually connects to; `check_url` applies them up front
+for forms and commands.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from urllib3.exceptions import (
+    LocationParseError,
+)
+from urllib3.util import parse_url
+from urllib3.util.connection import allowed_gai_family
+
+if TYPE_CHECKING:
+    pass
+
+
+class AddressRefused(Exception):
+    """The guard refused the card API's address; the message says why.
+
+    Deliberately not an OSError: urllib3 and requests let it through unwrapped and
+    without retrying.
+    """
+
+
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_CLOUD_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_UNIQUE_LOCAL = ipaddress.ip_network("fc00::/7")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for (mapped, 6to4, NAT64), which is what counts."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _address_kind(ip: _IPAddress) -> str | None:
+    """Why the guard refuses this address ("a loopback address"), or None if it is public."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            kind = _address_kind(embedded)
+            return f"{kind} (IPv4 {embedded} in IPv6 form)" if kind else None
+    if ip.is_unspecified:
+        kind = "an unspecified address"
+    elif ip.is_loopback:
+        kind = "a loopback address"
+    elif ip.is_link_local:
+        kind = "a link-local address"
+    elif ip.is_multicast:
+        kind = "a multicast address"
+    elif ip in _UNIQUE_LOCAL:
+        kind = "a unique-local address"
+    elif getattr(ip, "is_site_local", False):
+        kind = "a site-local address"
+    elif ip.is_reserved:
+        kind = "a reserved address"
+    elif ip.is_private:
+        kind = "a private address"
+    elif not ip.is_global:
+        # Shared address space (carrier-grade NAT, 100.64.0.0/10) and the like.
+        kind = "a non-public address"
+    else:
+        return None
+    if ip in _CLOUD_METADATA:
+        kind += " (the cloud metadata service)"
+    return kind
+
+
+def _normalise_host(host: str) -> str:
+    return host.strip().strip("[]").rstrip(".").lower()
+
+
+def _host_is_allowed(host: str) -> bool:
+    allowed = {_normalise_host(name) for name in settings.CARDS_ALLOWED_PRIVATE_HOSTS}
+    return _normalise_host(host) in allowed
+
+
+def refusal(host: str, addresses: list[str]) -> str | None:
+    """Why connecting to `host` at these addresses is refused, or None if it is allowed."""
+    if _host_is_allowed(host):
+        return None
+    try:
+        literal = ipaddress.ip_address(_normalise_host(host))
+    except ValueError:
+        literal = None
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+        kind = _address_kind(ip)
+        if kind is None:
+            continue
+        where = f"{host} is {kind}" if ip == literal else f"{host} resolves to {ip}, {kind}"
+        return f"refused: {where}; add the host to CARDS_ALLOWED_PRIVATE_HOSTS to allow it"
+    return None
+
+
+def url_refusal(url: str) -> str | None:
+    """Why this URL cannot be used at all (syntax, scheme), before any resolution."""
+    try:
+        parsed = parse_url(url)
+    except LocationParseError as exc:
+        return f"not a valid URL: {exc}"
+    scheme = (parsed.scheme or "").lower()
+    if scheme == "http" and not settings.CARDS_ALLOW_HTTP:
+        return (
+            "refused: plain http:// is not allowed for card APIs; use https:// "
+            "(CARDS_ALLOW_HTTP allows http:// for demos and local development)"
+        )
+    if scheme not in ("http", "https"):
+        return f"not a valid card API URL: it must start with https:// (got {url!r})"
+    if not parsed.host:
+        return f"not a valid URL: it has no host (got {url!r})"
+    return None
+
+
+def host_and_port(url: str) -> tuple[str, int]:
+    parsed = parse_url(url)
+    port = parsed.port or (443 if (parsed.scheme or "").lower() == "https" else 80)
+    return parsed.host.strip("[]"), port
+
+
+_executor_lock = threading.Lock()
+_resolver: ThreadPoolExecutor | None = None
+
+
+def resolve(host: str, port: int, *, timeout: float) -> list[tuple]:
+    """getaddrinfo bounded by `timeout`.
+
+    The C resolver cannot be interrupted, so it runs in a helper thread and a lookup
+    that outlives the deadline is abandoned to finish on its own. Raises
+    socket.gaierror, or TimeoutError when the deadline passes first.
+    """
+    global _resolver
+    with _executor_lock:
+        if _resolver is None:
+            _resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cards-dns")
+        resolver = _resolver
+    future = resolver.submit(
+        socket.getaddrinfo, host, port, allowed_gai_family(), socket.SOCK_STREAM
+    )
+    return future.result(timeout=timeout)
+
+
+def check_url(url: str) -> str | None:
+    """Why a card API URL would be refused (syntax, scheme, resolution, address), or None.
+
+    For admin forms and `check_card_api`; `post_cards` applies the same rules to the
+    address it actually connects to.
+    """
+    url = url.strip()
+    reason = url_refusal(url)
+    if reason:
+        return reason
+    host, port = host_and_port(url)
+    try:
+        infos = resolve(host, port, timeout=settings.CARDS_REQUEST_TIMEOUT_SECONDS)
+    except socket.gaierror as exc:
+        return f"{host} cannot be resolved ({exc.strerror})"
+    except TimeoutError:
+        return f"{host} cannot be resolved (no answer within {seconds()})"
+    return refusal(host, [info[4][0] for info in infos])
+
+
+def seconds(value: float | None = None) -> str:
+    value = settings.CARDS_REQUEST_TIMEOUT_SECONDS if value is None else value
+    return f"{value:g} s"
+
+
+def forget_resolver() -> None:
+    """Drop the resolver pool (its threads do not survive a fork)."""
+    global _resolver
+    _resolver = None
