@@ -43,13 +43,12 @@ from urllib3.exceptions import (
 )
 
 from cards import __version__
+from cards.http.guard import AddressRefused, check_url, host_and_port, seconds, url_refusal
+from cards.http.transport import Deadline, current, shared_session
 from cards.signing import signature_header_value
 
 if TYPE_CHECKING:
     from customers.models import Customer
-
-from cards.http.guard import AddressRefused, check_url, host_and_port, seconds, url_refusal
-from cards.http.transport import Deadline, current, shared_session
 
 __all__ = [
     "AddressRefused",
