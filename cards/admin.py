@@ -2,20 +2,38 @@
 
 Header values are secrets (§8): they appear masked everywhere in admin, and in full only
 to users holding the `cards.reveal_secrets` permission.
+
+The config pages are also where integrators work (§9): the changelist shows each card
+API's health over 24 h (`cards.health`), and the change page its latest errors in full and
+a live preview of the form's current values (`cards.integrator_views.card_preview`).
 """
 
 import json
 from typing import Any
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth import get_permission_codename
-from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.db.models import Count, F, QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 
 from cards.crypto import mask
 from cards.forms import CardConfigForm, CardConfigHeaderForm, CardConfigHeaderFormSet
+from cards.health import (
+    HEALTH_WINDOW,
+    config_health,
+    config_health_annotations,
+    config_latency,
+    config_latest_errors,
+    health_since,
+)
 from cards.models import MAX_HEADERS, CardConfig, CardConfigHeader, CardInstance, CardRequest
+from customers.models import Customer
 
 REVEAL_SECRETS_PERMISSION = "cards.reveal_secrets"
 
@@ -30,6 +48,44 @@ def pretty_json(value: Any) -> str:
         return "-"
     text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
     return format_html('<pre class="cards-json">{}</pre>', text)
+
+
+class _CustomerSearch(AutocompleteSelect):
+    """Admin's customer autocomplete, saying what an empty choice means."""
+
+    def build_attrs(self, base_attrs: dict, extra_attrs: dict | None = None) -> dict:
+        attrs = super().build_attrs(base_attrs, extra_attrs=extra_attrs)
+        attrs["data-placeholder"] = "Sample customer"
+        return attrs
+
+
+class CardPreviewForm(forms.Form):
+    """The customer a preview asks about, on the config page (field `preview-customer`)."""
+
+    customer = forms.ModelChoiceField(
+        queryset=Customer.objects.select_related("tenant"),
+        required=False,
+        help_text="Leave empty for a sample customer (alex@example.com, no external id).",
+    )
+
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        kwargs.setdefault("prefix", "preview")
+        super().__init__(*args, **kwargs)
+        if user is not None and user.has_perm("customers.view_customer"):
+            # Admin's own customer search (CustomerAdmin.search_fields). The widget names
+            # its target through a foreign key to Customer; the request log's is at hand.
+            field = self.fields["customer"]
+            field.widget = _CustomerSearch(
+                CardRequest._meta.get_field("customer"), admin.site, attrs={"data-width": "28em"}
+            )
+            field.widget.choices = field.choices  # a replaced widget is not bound to the field
+        else:
+            recent = Customer.objects.filter(last_viewed_at__isnull=False).order_by(
+                "-last_viewed_at"
+            )[:50]
+            self.fields["customer"].widget = forms.Select(
+                choices=[("", "Sample customer"), *((c.pk, str(c)) for c in recent)]
+            )
 
 
 class CardConfigHeaderInline(admin.TabularInline):
@@ -97,10 +153,15 @@ class CardConfigHeaderInline(admin.TabularInline):
 class CardConfigAdmin(admin.ModelAdmin):
     form = CardConfigForm
     inlines = [CardConfigHeaderInline]
+    # Health first after the identity: it is what an admin scans the list for (SPEC §9).
     list_display = [
         "title",
         "key",
         "is_enabled",
+        "error_rate",
+        "requests_24h",
+        "latency",
+        "last_success",
         "order",
         "default_ttl_seconds",
         "header_count",
@@ -138,13 +199,50 @@ class CardConfigAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CardConfig]:
         # Everything the changelist columns read, so a page costs a constant number of
-        # queries. `distinct` keeps the count right when more joined aggregates are added.
+        # queries. `distinct` keeps the count right when more joined aggregates are added;
+        # the health figures are subqueries of this same query (cards.health).
         return (
             super()
             .get_queryset(request)
             .annotate(header_count=Count("headers", distinct=True))
+            .annotate(**config_health_annotations(since=health_since()))
             .prefetch_related("headers")
         )
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        changelist = super().get_changelist_instance(request)
+        # Percentiles need the page's rows, not one row each: one query for the whole page.
+        # Evaluating the page here fills its result cache, which the template then reads.
+        configs = list(changelist.result_list)
+        latency = config_latency(config_ids=[c.pk for c in configs], since=health_since())
+        for config in configs:
+            config.latency_24h = latency.get(config.pk)
+        return changelist
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: CardConfig | None = None,
+    ) -> HttpResponse:
+        preview_form = CardPreviewForm(user=request.user)
+        context.update(preview_form=preview_form)
+        if obj is not None:
+            health = config_health(config=obj)
+            rate = health.error_rate
+            context.update(
+                health=health,
+                health_error_rate=_percent(rate) if rate is not None else "",
+                health_level=_health_level(rate or 0),
+                latest_errors=config_latest_errors(config=obj),
+                health_window_hours=int(HEALTH_WINDOW.total_seconds() // 3600),
+                retention_days=round(settings.CARDS_REQUEST_LOG_RETENTION_SECONDS / 86400, 1),
+            )
+        context["media"] = context["media"] + preview_form.media
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_list_display(self, request: HttpRequest) -> list[str]:
         list_display = list(super().get_list_display(request))
@@ -166,6 +264,45 @@ class CardConfigAdmin(admin.ModelAdmin):
     def headers_revealed(self, config: CardConfig) -> str:
         return self._headers_html(config, reveal=True)
 
+    # Without data (NULL) sorts as the lowest value on every database: first ascending, last
+    # descending, so sorting by error rate descending starts with the worst API.
+    @admin.display(description="last success", ordering=F("last_success_at").asc(nulls_first=True))
+    def last_success(self, config: CardConfig) -> str:
+        if config.last_success_at is None:
+            return format_html('<span class="ci-health ci-health--muted">{}</span>', "never")
+        return format_html(
+            '<time datetime="{}" title="{}">{}</time>',
+            config.last_success_at.isoformat(),
+            config.last_success_at.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            naturaltime(config.last_success_at),
+        )
+
+    @admin.display(description="requests 24 h", ordering="requests_24h")
+    def requests_24h(self, config: CardConfig) -> int:
+        return config.requests_24h
+
+    @admin.display(
+        description="error rate 24 h", ordering=F("error_rate_24h").asc(nulls_first=True)
+    )
+    def error_rate(self, config: CardConfig) -> str:
+        if not config.requests_24h:
+            return "-"
+        rate = config.errors_24h / config.requests_24h
+        return format_html(
+            '<span class="ci-health ci-health--{}" title="{} of {} requests failed">{}</span>',
+            _health_level(rate),
+            config.errors_24h,
+            config.requests_24h,
+            _percent(rate),
+        )
+
+    @admin.display(description="p50 / p95 24 h")
+    def latency(self, config: CardConfig) -> str:
+        latency = getattr(config, "latency_24h", None)
+        if latency is None:
+            return "-"
+        return f"{latency.p50_ms:,} / {latency.p95_ms:,} ms"
+
     def _headers_html(self, config: CardConfig, *, reveal: bool) -> str:
         headers = config.headers.all()
         if not headers:
@@ -178,6 +315,18 @@ class CardConfigAdmin(admin.ModelAdmin):
                 ((h.name, h.value if reveal else mask(h.value)) for h in headers),
             ),
         )
+
+
+def _health_level(rate: float) -> str:
+    """good (no failure), warn (some), bad (5 % or more): a CSS modifier."""
+    return "bad" if rate >= 0.05 else "warn" if rate > 0 else "good"
+
+
+def _percent(rate: float) -> str:
+    """0.0 -> "0 %", 0.004 -> "0.4 %", 0.25 -> "25 %": small failure rates stay visible."""
+    if rate == 0 or rate >= 0.1:
+        return f"{rate * 100:.0f} %"
+    return f"{rate * 100:.1f} %"
 
 
 class ReadOnlyAdminMixin:

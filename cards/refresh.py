@@ -29,6 +29,8 @@ import hashlib
 import logging
 import threading
 import time
+import uuid
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -48,9 +50,11 @@ logger = logging.getLogger(__name__)
 
 State = CardInstance.State
 
-# Requests of a paced endpoint are spaced 5% wider than the ceiling allows, so network and
-# scheduling jitter never make the API's own clock count one request too many in a second.
-PACE_HEADROOM = 1.05
+# Paced requests are spaced 15% wider than the ceiling allows, and at most the ceiling's
+# worth are sent within any 1.1 s: network and scheduling jitter (a send delayed by a busy
+# machine) must not make the API's own clock count one request too many in a second.
+PACE_HEADROOM = 1.15
+PACE_WINDOW_SECONDS = 1.1
 # A paced load waits this long at most for its slot; later, it is re-enqueued for then.
 PACE_MAX_WAIT_SECONDS = 2.0
 # After this many re-enqueues a paced load is dropped; the next keep-warm run picks it up.
@@ -169,9 +173,7 @@ def cards_keep_warm(
     budget = limit or settings.CARDS_DISPATCH_BATCH_SIZE
     # A job may start up to a period late; the horizon still catches its cards before expiry.
     horizon = now + timedelta(seconds=period_seconds + settings.CARDS_REFRESH_AHEAD_SECONDS)
-    configs = CardConfig.objects.filter(is_enabled=True, keep_warm=True).prefetch_related(
-        "headers"
-    )
+    configs = CardConfig.objects.filter(is_enabled=True, keep_warm=True).prefetch_related("headers")
     fan_out = FanOut()
     for batch in batches_for(configs.order_by("order", "id")):
         interval = pace_interval(batch)
@@ -276,10 +278,14 @@ def cards_load_paced(
     return PacedLoad(report=report)
 
 
+def pace_rate(batch: Batch) -> int:
+    """The batch's request-rate ceiling: the lowest of its configs'."""
+    return max(1, min(config.max_requests_per_second for config in batch.configs))
+
+
 def pace_interval(batch: Batch) -> float:
-    """Seconds between two paced requests to the batch's endpoint: its lowest ceiling."""
-    rate = min(config.max_requests_per_second for config in batch.configs)
-    return PACE_HEADROOM / max(rate, 1)
+    """Seconds between two paced requests to the batch's endpoint."""
+    return PACE_HEADROOM / pace_rate(batch)
 
 
 def _pace_key(batch: Batch) -> str:
@@ -291,53 +297,104 @@ def _pace_key(batch: Batch) -> str:
 
 def pace_next_slot(batch: Batch, *, reserve: bool) -> float:
     """Seconds until the endpoint's next free slot; with `reserve`, take that slot."""
-    key, interval = _pace_key(batch), pace_interval(batch)
-    if settings.REDIS_URL:
-        return _redis_next_slot(settings.REDIS_URL, key, interval, reserve)
-    return _memory_next_slot(key, interval, reserve)
+    return _pacer().next_slot(_pace_key(batch), pace_interval(batch), reserve=reserve)
 
 
 def pace_before_request(batch: Batch) -> None:
-    """Take the endpoint's next slot and sleep until it (the hook of `cards_load`)."""
-    wait = pace_next_slot(batch, reserve=True)
-    if wait > 0:
+    """Wait for the endpoint's next slot, then until its last second's sends allow one more.
+
+    The slot spaces paced requests evenly and hands them out fairly to waiting loads; the
+    admission, right before the send, enforces the ceiling on the sends' own times, so a
+    load that woke late from its slot never crowds the next ones into one second.
+    """
+    pacer, key, rate = _pacer(), _pace_key(batch), pace_rate(batch)
+    time.sleep(max(0.0, pacer.next_slot(key, pace_interval(batch), reserve=True)))
+    while (wait := pacer.admit(f"{key}:sent", PACE_WINDOW_SECONDS, rate)) > 0:
         time.sleep(wait)
 
 
-# The theoretical arrival time (TAT) of the next request, on Redis's own clock so that
-# workers on several machines agree; the key lapses an hour after its last use.
+class _MemoryPacer:
+    """Without a broker every load runs in this process: its clock and memory suffice."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[str, float] = {}
+        self._sent: dict[str, deque[float]] = {}
+
+    def next_slot(self, key: str, interval: float, *, reserve: bool) -> float:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(self._slots.get(key, 0.0), now)
+            if reserve:
+                self._slots[key] = slot + interval
+            return slot - now
+
+    def admit(self, key: str, window: float, limit: int) -> float:
+        """Record a send now and return 0 if fewer than `limit` were sent within the
+        last `window` seconds; else record nothing and return how long to wait."""
+        with self._lock:
+            now = time.monotonic()
+            sent = self._sent.setdefault(key, deque())
+            while sent and sent[0] <= now - window:
+                sent.popleft()
+            if len(sent) < limit:
+                sent.append(now)
+                return 0.0
+            return sent[0] + window - now
+
+
+# Both scripts read Redis's own clock, so workers on several machines agree. The slot is
+# the theoretical arrival time of the next request (GCRA); the sends are a sorted set of
+# the last window's send times. Keys lapse soon after their last use.
 _NEXT_SLOT_LUA = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
+local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+if slot < now then slot = now end
 if ARGV[2] == '1' then
-  redis.call('SET', KEYS[1], string.format('%.6f', tat + tonumber(ARGV[1])), 'EX', 3600)
+  redis.call('SET', KEYS[1], string.format('%.6f', slot + tonumber(ARGV[1])), 'EX', 3600)
 end
-return string.format('%.6f', tat - now)
+return string.format('%.6f', slot - now)
+"""
+_ADMIT_LUA = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('EXPIRE', KEYS[1], math.ceil(window) + 1)
+  return '0'
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return string.format('%.6f', tonumber(oldest[2]) + window - now)
 """
 
 
+class _RedisPacer:
+    """Shared by every worker on every machine: the pacing state lives in Redis."""
+
+    def __init__(self, url: str) -> None:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+        self._next_slot = client.register_script(_NEXT_SLOT_LUA)
+        self._admit = client.register_script(_ADMIT_LUA)
+
+    def next_slot(self, key: str, interval: float, *, reserve: bool) -> float:
+        args = [f"{interval:.6f}", "1" if reserve else "0"]
+        return float(self._next_slot(keys=[key], args=args))
+
+    def admit(self, key: str, window: float, limit: int) -> float:
+        args = [f"{window:.6f}", limit, uuid.uuid4().hex]
+        return float(self._admit(keys=[key], args=args))
+
+
+_memory_pacer = _MemoryPacer()
+
+
 @functools.lru_cache(maxsize=8)
-def _next_slot_script(url: str):
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
-    return client.register_script(_NEXT_SLOT_LUA)
+def _redis_pacer(url: str) -> _RedisPacer:
+    return _RedisPacer(url)
 
 
-def _redis_next_slot(url: str, key: str, interval: float, reserve: bool) -> float:
-    wait = _next_slot_script(url)(keys=[key], args=[f"{interval:.6f}", "1" if reserve else "0"])
-    return float(wait)
-
-
-_memory_slots: dict[str, float] = {}
-_memory_lock = threading.Lock()
-
-
-def _memory_next_slot(key: str, interval: float, reserve: bool) -> float:
-    # Without a broker every load runs in this process, so its clock and memory suffice.
-    with _memory_lock:
-        now = time.monotonic()
-        slot = max(_memory_slots.get(key, 0.0), now)
-        if reserve:
-            _memory_slots[key] = slot + interval
-        return slot - now
+def _pacer() -> _MemoryPacer | _RedisPacer:
+    return _redis_pacer(settings.REDIS_URL) if settings.REDIS_URL else _memory_pacer

@@ -31,7 +31,9 @@ class CardView:
         if self.instance is None:
             return State.LOADING
         if self.instance.state == State.LOADING and not self.instance.claim_is_live(self.now):
-            return State.ERROR if self.instance.error_kind else State.LOADED
+            if self.instance.error_kind:
+                return State.ERROR
+            return State.LOADED if self.instance.has_data else State.LOADING
         return self.instance.state
 
     @property

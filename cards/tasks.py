@@ -63,8 +63,7 @@ def cards_load_task(
         )
         if paced_load.deferred_for is not None:
             logger.info(
-                "cards_load customer=%s keys=%s outcome=%s wait_s=%.1f requests=0 "
-                "duration_ms=%d",
+                "cards_load customer=%s keys=%s outcome=%s wait_s=%.1f requests=0 duration_ms=%d",
                 customer_id,
                 ",".join(config.key for config in configs) or "-",
                 "dropped" if paced_load.dropped else "deferred",

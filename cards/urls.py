@@ -1,6 +1,6 @@
 from django.urls import path
 
-from cards import example_api, views
+from cards import example_api, integrator_views, views
 
 app_name = "cards"
 urlpatterns = [
@@ -12,4 +12,13 @@ urlpatterns = [
     path("customers/<int:pk>/cards/reload/", views.cards_reload_all, name="cards-reload"),
     path("customers/<int:pk>/cards/<str:key>/", views.card_fragment, name="card"),
     path("customers/<int:pk>/cards/<str:key>/reload/", views.card_reload, name="card-reload"),
+    # Integrator tools: the public JSON Schema, the staff playground and config preview.
+    path(
+        "schema/card-response.json",
+        integrator_views.card_response_schema,
+        name="schema",
+    ),
+    path("playground/", integrator_views.playground, name="playground"),
+    path("playground/check/", integrator_views.playground_check, name="playground-check"),
+    path("preview/", integrator_views.card_preview, name="preview"),
 ]

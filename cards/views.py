@@ -22,10 +22,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cards.dispatch import DispatchUnavailable
-from cards.models import CardConfig, CardInstance
+from cards.models import CardInstance
 from cards.selectors import CardView, card_list
-from cards.services import card_configs_enabled, cards_enqueue_stale, instance_needs_load
-from cards.waiting import card_wait
+from cards.services import card_configs_enabled, cards_enqueue_stale
+from cards.waiting import START_GRACE_SECONDS, card_wait
 from customers.models import Customer
 
 State = CardInstance.State
@@ -204,6 +204,10 @@ def cards_panel(*, request: HttpRequest, customer: Customer, force: bool = False
     }
 
 
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
 def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """`login_required` for fragments: htmx gets HX-Redirect to the login page instead
     of a redirect it would follow and swap the login form into a card."""
@@ -212,7 +216,7 @@ def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.user.is_authenticated:
             return view(request, *args, **kwargs)
-        if request.headers.get("HX-Request") == "true":
+        if _is_htmx(request):
             page = urlsplit(request.headers.get("HX-Current-URL", "")).path or "/"
             response = HttpResponse(status=401)
             response["HX-Redirect"] = redirect_to_login(page)["Location"]
@@ -222,20 +226,14 @@ def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     return wrapped
 
 
-def _since(request: HttpRequest, now: datetime) -> datetime:
-    """The `since` parameter (epoch ms from the page), never later than now."""
+def _since(request: HttpRequest, now: datetime) -> datetime | None:
+    """The `since` parameter (epoch ms from the page), never later than now; None if absent
+    or malformed."""
     try:
         since = datetime.fromtimestamp(int(request.GET["since"]) / 1000, tz=UTC)
     except (KeyError, ValueError, OverflowError, OSError):
-        return now
+        return None
     return min(since, now)
-
-
-def _enabled_config(key: str) -> CardConfig:
-    configs = card_configs_enabled(keys=[key])
-    if not configs:
-        raise Http404("No enabled card with this key.")
-    return configs[0]
 
 
 def _render_card(request: HttpRequest, customer: Customer, card: CardDisplay) -> HttpResponse:
@@ -255,22 +253,31 @@ def card_fragment(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     fragment alone is enough (a reload at expiry, a page whose dispatch was lost).
     """
     customer = get_object_or_404(Customer, pk=pk)
-    config = _enabled_config(key)
+    configs = card_configs_enabled(keys=[key])
+    if not configs:
+        if _is_htmx(request):
+            # Disabled (or deleted) while its page was open: the empty answer removes it.
+            return HttpResponse("")
+        raise Http404("No enabled card with this key.")
+    config = configs[0]
     now = timezone.now()
-    since = _since(request, now)
-    instance = CardInstance.objects.filter(customer=customer, config=config).order_by("pk").first()
-    if instance_needs_load(instance, now=now):
-        try:
-            cards_enqueue_stale(
-                customer=customer,
-                configs=[config],
-                instances={config.pk: instance} if instance is not None else {},
-            )
-        except DispatchUnavailable:
-            view = CardView(config=config, instance=instance, now=now)
-            card = card_display(view, since=now, pending=False, first=False, unavailable=True)
-            return _render_card(request, customer, card)
-    wait = card_wait(customer=customer, config=config, since=since)
+    given = _since(request, now)
+    # Without `since`, no page started a load for this card: start one at once.
+    since = given or now
+    try:
+        wait = card_wait(
+            customer=customer,
+            config=config,
+            since=since,
+            start_grace=START_GRACE_SECONDS if given is not None else 0,
+        )
+    except DispatchUnavailable:
+        instance = (
+            CardInstance.objects.filter(customer=customer, config=config).order_by("pk").first()
+        )
+        view = CardView(config=config, instance=instance, now=now)
+        card = card_display(view, since=now, pending=False, first=False, unavailable=True)
+        return _render_card(request, customer, card)
     card = card_display(
         wait.view,
         # A pending card keeps waiting for the same load; a settled one for the next.

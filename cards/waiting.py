@@ -2,7 +2,8 @@
 
 The page starts loads in the background and each card asks for its fragment; the fragment
 request holds until the card has an answer newer than the page (or is fresh anyway), so the
-card appears as soon as its load is stored, with no client-side polling loop.
+card appears as soon as its load is stored, with no client-side polling loop. A card that
+needs a load nobody started (a reload at expiry, a lost task) gets one from the wait.
 """
 
 import time
@@ -14,9 +15,14 @@ from django.utils import timezone
 
 from cards.models import CardConfig, CardInstance
 from cards.selectors import CardView
+from cards.services import cards_enqueue_stale, instance_needs_load
 from customers.models import Customer
 
 POLL_INTERVAL_SECONDS = 0.05
+# The page or reload that rendered a pending card started its load at `since`; its task
+# claims the card within milliseconds, so a wait gives it this long before starting
+# another (which would be a harmless no-op, but would split a batch in two).
+START_GRACE_SECONDS = 1.0
 
 
 @dataclass
@@ -45,16 +51,20 @@ def card_wait(
     config: CardConfig,
     since: datetime,
     timeout: float | None = None,
+    start_grace: float = START_GRACE_SECONDS,
     interval: float = POLL_INTERVAL_SECONDS,
 ) -> CardWait:
     """Re-read the customer's instance of `config` until it settles or `timeout` passes.
 
-    One small query per read (every `interval` seconds); no transaction is held, so the
-    loader's writes are visible on the next read. `timeout` defaults to
-    `CARDS_WAIT_SECONDS`.
+    When the card needs a load that nobody has claimed `start_grace` seconds after `since`,
+    one is started (once per wait). One small query per read, every `interval` seconds; no
+    transaction is held, so the loader's writes are visible on the next read. `timeout`
+    defaults to `CARDS_WAIT_SECONDS`. Raises DispatchUnavailable when a load is needed and
+    the broker is down.
     """
     timeout = settings.CARDS_WAIT_SECONDS if timeout is None else timeout
     deadline = time.monotonic() + timeout
+    started = False
     while True:
         # Taken before the read, so a later poll's `since` never skips a store in between.
         now = timezone.now()
@@ -64,6 +74,17 @@ def card_wait(
         view = CardView(config=config, instance=instance, now=now)
         if card_settled(instance, since=since, now=now):
             return CardWait(view=view, settled=True)
+        if (
+            not started
+            and (now - since).total_seconds() >= start_grace
+            and instance_needs_load(instance, now=now)
+        ):
+            cards_enqueue_stale(
+                customer=customer,
+                configs=[config],
+                instances={config.pk: instance} if instance is not None else {},
+            )
+            started = True
         if time.monotonic() >= deadline:
             return CardWait(view=view, settled=False)
         time.sleep(interval)

@@ -28,3 +28,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # One file per test run, so concurrent runs never share it; worker processes started by
     # tests read the name from `connection.settings_dict`.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}  # noqa: F405
+
+# Loader threads close their connection after every load (close_old_connections honours
+# this), so no thread still holds the test database when the run drops it (PostgreSQL).
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

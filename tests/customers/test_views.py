@@ -89,8 +89,9 @@ def test_it_logs_out_with_a_post_form_only(agent_client):
 @pytest.mark.parametrize("query", ["ALEX@EXAMPLE", "Morgan", "u_777", "Acme Corp", "acme-ext"])
 def test_directory_finds_customers_by_email_name_external_id_or_tenant(agent_client, query):
     tenant = TenantFactory(name="Acme Corp", external_id="acme-ext")
-    CustomerFactory(email="alex@example.com", full_name="Alex Morgan", external_id="u_777",
-                    tenant=tenant)
+    CustomerFactory(
+        email="alex@example.com", full_name="Alex Morgan", external_id="u_777", tenant=tenant
+    )
     CustomerFactory(email="sam@other.example", full_name="Sam Lee", external_id="u_1")
 
     response = agent_client.get(reverse("customers:directory"), {"q": query})
@@ -151,8 +152,9 @@ def test_directory_escapes_customer_fields(agent_client):
 
 def test_customer_page_shows_the_customers_details(agent_client):
     tenant = TenantFactory(name="Globex", external_id="globex")
-    customer = CustomerFactory(email="kim@globex.example", full_name="Kim Park",
-                               external_id="u_42", tenant=tenant)
+    customer = CustomerFactory(
+        email="kim@globex.example", full_name="Kim Park", external_id="u_42", tenant=tenant
+    )
 
     response = agent_client.get(detail_url(customer))
 
@@ -227,8 +229,13 @@ def test_customer_page_renders_cached_cards_at_once_and_skeletons_for_the_others
 def test_customer_page_shows_expired_cards_stale_while_they_reload(agent_client):
     customer = CustomerFactory()
     plan = CardConfigFactory(key="plan")
-    loaded(customer, plan, [{"componentText": {"text": "Old plan"}}], ttl=60,
-           loaded_ago=timedelta(minutes=5))
+    loaded(
+        customer,
+        plan,
+        [{"componentText": {"text": "Old plan"}}],
+        ttl=60,
+        loaded_ago=timedelta(minutes=5),
+    )
 
     html = agent_client.get(detail_url(customer)).content.decode()
 
@@ -276,9 +283,14 @@ def test_customer_page_costs_the_same_queries_for_1_or_25_cards(agent_client):
         elif n % 4 == 1:
             loaded(many, config, None)
         elif n % 4 == 2:
-            CardInstanceFactory(customer=many, config=config, state=State.ERROR,
-                                error_kind="MISSING_CARD", errored_at=timezone.now(),
-                                expires_at=timezone.now() + timedelta(minutes=5))
+            CardInstanceFactory(
+                customer=many,
+                config=config,
+                state=State.ERROR,
+                error_kind="MISSING_CARD",
+                errored_at=timezone.now(),
+                expires_at=timezone.now() + timedelta(minutes=5),
+            )
     for config in configs[1:]:
         config.is_enabled = False
         config.save()

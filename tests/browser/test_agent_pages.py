@@ -1,0 +1,265 @@
+"""The agent's customer page in a real browser (SPEC §7, §8; issue 4 acceptance).
+
+Card APIs are real servers: pytest-httpserver on loopback, or the built-in example API
+served by the live server itself.
+"""
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+from werkzeug import Request, Response
+
+from cards.example_api import CARD_TITLES
+from cards.management.commands.seed_demo import demo_seed
+from cards.views import AGENT_REASONS
+from tests.cards.cardapi import card
+from tests.factories import CardConfigFactory, CustomerFactory, TenantFactory, UserFactory
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+TIMEOUT_MS = 10_000
+
+
+class VersionedApi:
+    """Answers every key with "<key> version N" (N counts requests), after `delay` s.
+
+    Keys in `missing` are left out (MISSING_CARD); `ttl` maps keys to timeToLiveSeconds;
+    `extra` maps keys to fixed components. With `gate`, answers wait until it is set.
+    """
+
+    def __init__(self, card_api, *, delay=0.0, ttl=None, missing=(), extra=None, gate=None):
+        self.card_api = card_api
+        self.delay = delay
+        self.gate = gate
+        self.ttl = ttl or {}
+        self.missing = set(missing)
+        self.extra = extra or {}
+        self.count = 0
+        self.lock = threading.Lock()
+        card_api.serve_handler(self.handle)
+
+    def handle(self, request: Request, body: dict) -> Response:
+        if self.gate is not None:
+            self.gate.wait(timeout=10)
+        time.sleep(self.delay)
+        with self.lock:
+            self.count += 1
+            n = self.count
+        cards = []
+        for key in body["cardKeys"]:
+            if key in self.missing:
+                continue
+            components = self.extra.get(key) or [{"componentText": {"text": f"{key} version {n}"}}]
+            cards.append(card(key, components, ttl=self.ttl.get(key)))
+        return Response(json.dumps({"cards": cards}), content_type="application/json")
+
+
+def card_locator(page, key: str, state: str | None = None):
+    selector = f"#card-{key}"
+    if state:
+        selector += f'[data-card-state="{state}"]'
+    return page.locator(selector)
+
+
+def wait_for_requests(card_api, predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate(card_api.keys_requested):
+        assert time.monotonic() < deadline, card_api.keys_requested
+        time.sleep(0.05)
+
+
+def test_cards_load_from_skeletons_reload_at_expiry_show_errors_and_copy(login, card_api, settings):
+    customer = CustomerFactory(full_name="Alex Morgan", email="alex@example.com")
+    for order, key in enumerate(["plan", "orders", "broken", "ids"]):
+        CardConfigFactory(key=key, title=key.title(), api_url=card_api.url, order=order)
+    copy_value = "inv_8F3K2-ü"
+    settings.CARDS_REQUEST_TIMEOUT_SECONDS = 10  # the first answer waits for the gate
+    gate = threading.Event()
+    VersionedApi(
+        card_api,
+        gate=gate,
+        ttl={"plan": 2},
+        missing={"broken"},
+        extra={"ids": [{"componentCopyButton": {"copyButtonValue": copy_value}}]},
+    )
+    session = login()
+    page = session.page
+
+    session.open(f"/customers/{customer.pk}/")
+
+    # The API holds its answer until the gate opens: every card starts as a skeleton.
+    assert page.locator('[data-card-state="loading"] .cc-skeleton').count() == 4
+    gate.set()
+    card_locator(page, "orders", "loaded").wait_for(timeout=TIMEOUT_MS)
+    assert "orders version 1" in card_locator(page, "orders").inner_text()
+    assert "loaded" in card_locator(page, "orders").locator(".cc-card__age").inner_text()
+    assert card_api.keys_requested[0] == ["plan", "orders", "broken", "ids"]
+
+    # An erroring card keeps its title and says why.
+    broken = card_locator(page, "broken", "error")
+    broken.wait_for(timeout=TIMEOUT_MS)
+    assert "Broken" in broken.inner_text()
+    assert AGENT_REASONS["MISSING_CARD"] in broken.inner_text()
+    assert "MISSING_CARD" not in broken.inner_text()  # the kind is for staff
+
+    # timeToLiveSeconds: 2 -> the card reloads by itself, asking for its key alone.
+    plan = card_locator(page, "plan")
+    expect(plan).to_contain_text("plan version 1")
+    expect(plan).not_to_contain_text("plan version 1", timeout=TIMEOUT_MS)
+    expect(plan).to_contain_text("plan version")
+    assert ["plan"] in card_api.keys_requested[1:]
+    assert "orders version 1" in card_locator(page, "orders").inner_text()
+
+    # The copy button copies, with feedback.
+    button = card_locator(page, "ids").locator(".cc-copy")
+    button.click()
+    page.locator(".cc-copy.is-copied").wait_for(timeout=TIMEOUT_MS)
+    assert page.evaluate("navigator.clipboard.readText()") == copy_value
+    page.locator("#card-ids .cc-copy:not(.is-copied)").wait_for(timeout=TIMEOUT_MS)
+
+    assert session.errors == []
+
+
+def test_the_reload_buttons_reload_one_card_alone_or_all(login, card_api):
+    customer = CustomerFactory()
+    for order, key in enumerate(["plan", "orders"]):
+        CardConfigFactory(key=key, title=key.title(), api_url=card_api.url, order=order)
+    VersionedApi(card_api, delay=0.2)
+    session = login()
+    page = session.page
+    session.open(f"/customers/{customer.pk}/")
+    card_locator(page, "orders", "loaded").wait_for(timeout=TIMEOUT_MS)
+    assert card_api.keys_requested == [["plan", "orders"]]
+
+    card_locator(page, "orders").locator(".cc-card__reload").click()
+
+    card_locator(page, "orders").get_by_text("orders version 2").wait_for(timeout=TIMEOUT_MS)
+    assert card_locator(page, "orders", "loaded").count() == 1
+    assert card_api.keys_requested == [["plan", "orders"], ["orders"]]
+    assert "plan version 1" in card_locator(page, "plan").inner_text()
+
+    page.get_by_role("button", name="Reload all").click()
+
+    card_locator(page, "plan").get_by_text("plan version 3").wait_for(timeout=TIMEOUT_MS)
+    card_locator(page, "orders").get_by_text("orders version 3").wait_for(timeout=TIMEOUT_MS)
+    assert card_api.keys_requested[-1] == ["plan", "orders"]
+    assert session.errors == []
+
+
+# Each payload sets window.__xss (or opens a dialog) if it ever runs.
+XSS_PAYLOADS = [
+    "<script>window.__xss=1</script>",
+    '<img src=x onerror="window.__xss=1">',
+    "<svg onload=window.__xss=1>",
+    '"><img src=x onerror=window.__xss=1>',
+    "' autofocus onfocus='window.__xss=1' x='",
+    '<a href="javascript:window.__xss=1" id=xss>x</a>',
+    "[click](javascript:window.__xss=1)",
+    "[click](JaVaScRiPt:alert(1))",
+    "[click](data:text/html,<script>alert(1)</script>)",
+    '<iframe srcdoc="<script>parent.__xss=1</script>"></iframe>',
+    "&lt;script&gt;window.__xss=1&lt;/script&gt;",
+    "<style>body{display:none}</style>",
+    "\u202e<b>evil</b>\u202c",
+]
+
+
+def _hostile_components(payload: str) -> list[dict]:
+    return [
+        {"componentText": {"text": payload}},
+        {"componentPlainText": {"plainText": payload}},
+        {"componentBadge": {"badgeLabel": payload}},
+        {
+            "componentLinkButton": {
+                "linkButtonLabel": payload,
+                "linkButtonUrl": "https://ok.example/",
+            }
+        },
+        {"componentCopyButton": {"copyButtonValue": payload, "copyButtonTooltipLabel": payload}},
+        {
+            "componentWorkflowButton": {
+                "workflowButtonLabel": payload,
+                "workflowButtonWorkflowIdentifier": {"workflowId": payload},
+            }
+        },
+        {
+            "componentRow": {
+                "rowMainContent": [{"componentText": {"text": payload}}],
+                "rowAsideContent": [{"componentBadge": {"badgeLabel": payload}}],
+            }
+        },
+        {
+            "componentContainer": {
+                "containerContent": [{"componentPlainText": {"plainText": payload}}]
+            }
+        },
+    ]
+
+
+def test_no_script_runs_from_hostile_card_content(login, card_api):
+    tenant = TenantFactory(name=XSS_PAYLOADS[1], external_id=XSS_PAYLOADS[0])
+    customer = CustomerFactory(
+        full_name=XSS_PAYLOADS[2], external_id=XSS_PAYLOADS[3], tenant=tenant
+    )
+    extra = {f"xss-{n}": _hostile_components(payload) for n, payload in enumerate(XSS_PAYLOADS)}
+    for n, key in enumerate(extra):
+        CardConfigFactory(key=key, title=XSS_PAYLOADS[n], api_url=card_api.url, order=n)
+    # javascript: link targets fail the schema: the card errors, and staff see the raw body.
+    CardConfigFactory(key="links", title="Links", api_url=card_api.url, order=99)
+    extra["links"] = [
+        {"componentLinkButton": {"linkButtonLabel": "x", "linkButtonUrl": payload}}
+        for payload in ("javascript:window.__xss=1", *XSS_PAYLOADS)
+    ]
+    VersionedApi(card_api, extra=extra)
+    # A failing API's raw body is shown to staff in a <pre>.
+    CardConfigFactory(key="raw", api_url=card_api.server.url_for("/raw"), order=100)
+    card_api.server.expect_request("/raw", method="POST").respond_with_data(
+        "".join(XSS_PAYLOADS), status=400, content_type="text/html"
+    )
+    session = login(UserFactory(username="staff", is_staff=True))
+    page = session.page
+
+    session.open(f"/customers/{customer.pk}/")
+    expect(page.locator('[data-card-state="loading"]')).to_have_count(0, timeout=TIMEOUT_MS)
+    # Give handlers a chance: hover and focus everything that could carry one.
+    for element in page.locator(".cc-card button, .cc-card a, .cc-badge, .cc-text").all()[:80]:
+        element.dispatch_event("mouseover")
+        element.dispatch_event("focus")
+    page.keyboard.press("Tab")
+    time.sleep(0.3)
+
+    assert card_locator(page, "xss-0", "loaded").count() == 1
+    assert card_locator(page, "links", "error").locator(".cc-diagnosis__problems li").count() > 1
+    assert "<script>" in card_locator(page, "raw", "error").locator("pre").inner_text()
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.locator("#xss, iframe, img, .cc-card script").count() == 0
+    assert session.dialogs == []
+    assert session.errors == []
+
+
+def test_screenshots_of_the_customer_page_and_the_directory(login, live_server, settings):
+    """Writes docs/screenshots/{customer,directory}.png from the demo data and example API."""
+    seed = demo_seed(base_url=f"{live_server.url}/examples/cards/")
+    session = login()
+    page = session.page
+
+    session.open(f"/customers/{seed.first_customer.pk}/")
+    expect(page.locator('[data-card-state="loading"]')).to_have_count(0, timeout=TIMEOUT_MS)
+    assert page.locator('.cc-card[data-card-state="loaded"]').count() >= 6
+    for key in ("customer-details", "subscription", "last-order", "usage", "latest-invoice"):
+        assert CARD_TITLES[key] in card_locator(page, key, "loaded").inner_text()
+    assert card_locator(page, "no-data", "hidden").count() == 1
+    assert "Nothing to show" in card_locator(page, "empty").inner_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1280, "height": 1100})
+    page.screenshot(path=str(SCREENSHOTS / "customer.png"))
+
+    session.open("/customers/")
+    assert page.locator("table tbody tr").count() == seed.customers
+    page.screenshot(path=str(SCREENSHOTS / "directory.png"), full_page=True)
+    assert session.errors == []
