@@ -147,6 +147,9 @@ def _publish(jobs: list[LoadJob], *, url: str) -> None:
                     countdown=job.countdown or None,
                     producer=producer,
                     retry=False,
+                    # Plain reprs of plain ids: Celery's safe repr costs more than the publish.
+                    argsrepr=repr(job.args),
+                    kwargsrepr=repr(job.kwargs),
                 )
     except Exception as exc:  # kombu, redis-py and the pool raise several kinds
         raise DispatchUnavailable(f"{type(exc).__name__}: {exc}") from exc

@@ -160,7 +160,11 @@ class CardInstance(models.Model):
                 name="cardinstance_ttl_range",
             ),
         ]
-        indexes = [models.Index(fields=["expires_at"], name="cardinstance_expires_idx")]
+        indexes = [
+            models.Index(fields=["expires_at"], name="cardinstance_expires_idx"),
+            # Keep-warm picks one config's cards due soonest (cards.refresh).
+            models.Index(fields=["config", "expires_at"], name="cardinstance_config_expiry_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.config.key} for {self.customer_id}"

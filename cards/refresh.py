@@ -115,10 +115,9 @@ def cards_refresh_ahead(*, now: datetime | None = None, limit: int | None = None
 
     One query: instances joined to their customer (viewed within the watch window) and
     config (enabled), expiring by now + CARDS_REFRESH_AHEAD_SECONDS and not under a live
-    claim, soonest first, at most `limit` (CARDS_DISPATCH_BATCH_SIZE). It is driven by
-    the customers' `last_viewed_at` index, so its cost follows the watched customers,
-    not the table. Jobs carry that horizon as `stale_before`, so the claim takes cards that
-    have not expired yet. Raises DispatchUnavailable when the broker is down.
+    claim, at most `limit` (CARDS_DISPATCH_BATCH_SIZE), the most recently viewed
+    customers first. Jobs carry that horizon as `stale_before`, so the claim takes cards
+    that have not expired yet. Raises DispatchUnavailable when the broker is down.
     """
     now = now or timezone.now()
     limit = limit or settings.CARDS_DISPATCH_BATCH_SIZE
@@ -130,7 +129,11 @@ def cards_refresh_ahead(*, now: datetime | None = None, limit: int | None = None
             expires_at__lte=horizon,
         )
         .filter(~Q(state=State.LOADING) | Q(claimed_at__lt=_dead_before(now)))
-        .order_by("expires_at")
+        # Ordered by the customer's view, not by expiry: PostgreSQL then walks the watched
+        # customers on their last_viewed_at index and probes each one's cards (cost follows
+        # the watched customers). Ordered by expires_at it walks that index instead, through
+        # every expired card of unwatched customers not purged yet: seconds, not ms.
+        .order_by("-customer__last_viewed_at")
         .values_list("customer_id", "config_id")[:limit]
     )
     fan_out = _jobs_per_customer(pairs, stale_before=horizon)
@@ -151,7 +154,7 @@ def cards_recover_claims(*, now: datetime | None = None, limit: int | None = Non
             customer__last_viewed_at__gte=_watched_since(now),
             config__is_enabled=True,
         )
-        .order_by("claimed_at")
+        .order_by("-customer__last_viewed_at")  # driven by the watched customers, as above
         .values_list("customer_id", "config_id")[:limit]
     )
     fan_out = _jobs_per_customer(pairs, stale_before=None)
@@ -202,29 +205,28 @@ def cards_keep_warm(
 def _keep_warm_due(
     config_ids: Sequence[int], *, now: datetime, horizon: datetime, limit: int
 ) -> list[int]:
-    """Customers with a card of these configs due by `horizon`, or with none yet."""
-    due = (Q(expires_at__lte=horizon) & ~Q(state=State.LOADING)) | _dead_claim(now)
-    found: dict[int, None] = dict.fromkeys(
-        CardInstance.objects.filter(due, config_id__in=config_ids)
+    """Customers with a card of these configs due by `horizon`, or never loaded yet."""
+    # On the (config, expires_at) index: one config's due cards, soonest first, however
+    # many expired cards other configs have.
+    due = (
+        CardInstance.objects.filter(config_id__in=config_ids, expires_at__lte=horizon)
+        .filter(~Q(state=State.LOADING) | Q(claimed_at__lt=_dead_before(now)))
         .order_by("expires_at")
-        .values_list("customer_id", flat=True)[: limit * len(config_ids)]
+        .values_list("customer_id", flat=True)
     )
-    customer_ids = list(found)[:limit]
-    if len(customer_ids) < limit:
-        # Anti-joins on the (customer, config) unique index: customers never loaded.
-        missing = Q()
-        for config_id in config_ids:
-            missing |= ~Exists(
-                CardInstance.objects.filter(customer=OuterRef("pk"), config_id=config_id)
+    found = list(dict.fromkeys(due[: limit * len(config_ids)]))[:limit]
+    if len(found) == limit:
+        return found
+    # Anti-joins on the (customer, config) unique index: no card, or one never loaded.
+    never_loaded = Q()
+    for config_id in config_ids:
+        never_loaded |= ~Exists(
+            CardInstance.objects.filter(
+                customer=OuterRef("pk"), config_id=config_id, expires_at__isnull=False
             )
-        for customer_id in (
-            Customer.objects.filter(missing).order_by("pk").values_list("pk", flat=True)[:limit]
-        ):
-            if len(customer_ids) >= limit:
-                break
-            if customer_id not in found:
-                customer_ids.append(customer_id)
-    return customer_ids
+        )
+    cold = Customer.objects.filter(never_loaded).exclude(pk__in=found).order_by("pk")
+    return found + list(cold.values_list("pk", flat=True)[: limit - len(found)])
 
 
 # --- Pacing -------------------------------------------------------------------------------

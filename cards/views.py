@@ -249,8 +249,10 @@ def _render_card(request: HttpRequest, customer: Customer, card: CardDisplay) ->
 def card_fragment(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     """One card, once its pending load is stored (long-poll, up to CARDS_WAIT_SECONDS).
 
-    A card that needs a load and that nobody is loading gets one started here, so the
-    fragment alone is enough (a reload at expiry, a page whose dispatch was lost).
+    `?since=<epoch ms>` asks for an answer stored after that moment (or a fresh one);
+    `&started=1` says a load was started then. A card that needs a load that nobody is
+    running gets one started here, so the fragment alone is enough (a reload at expiry,
+    a retry, a page whose task was lost).
     """
     customer = get_object_or_404(Customer, pk=pk)
     configs = card_configs_enabled(keys=[key])
@@ -261,15 +263,16 @@ def card_fragment(request: HttpRequest, pk: int, key: str) -> HttpResponse:
         raise Http404("No enabled card with this key.")
     config = configs[0]
     now = timezone.now()
-    given = _since(request, now)
-    # Without `since`, no page started a load for this card: start one at once.
-    since = given or now
+    since = _since(request, now) or now
+    # `started`: the page or reload that rendered this card started its load at `since`,
+    # so give that load its moment; otherwise start any load the card needs at once.
+    started = request.GET.get("started") == "1"
     try:
         wait = card_wait(
             customer=customer,
             config=config,
             since=since,
-            start_grace=START_GRACE_SECONDS if given is not None else 0,
+            start_grace=START_GRACE_SECONDS if started else 0,
         )
     except DispatchUnavailable:
         instance = (

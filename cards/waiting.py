@@ -20,9 +20,10 @@ from customers.models import Customer
 
 POLL_INTERVAL_SECONDS = 0.05
 # The page or reload that rendered a pending card started its load at `since`; its task
-# claims the card within milliseconds, so a wait gives it this long before starting
-# another (which would be a harmless no-op, but would split a batch in two).
-START_GRACE_SECONDS = 1.0
+# claims the card within milliseconds (seconds on a starved machine), so a wait gives it
+# this long before starting another: that one would be a harmless no-op, or would split
+# the page's batch in two.
+START_GRACE_SECONDS = 2.0
 
 
 @dataclass

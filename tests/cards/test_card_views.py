@@ -58,13 +58,14 @@ def page(client, customer) -> str:
     return response.content.decode()
 
 
-def since_of(html: str, key: str) -> str:
-    return re.search(rf"/cards/{key}/\?since=(\d+)", html).group(1)
+def since_of(html: str, key: str) -> dict:
+    """The query of the card's next request, as the partial says it."""
+    match = re.search(rf"/cards/{key}/\?since=(\d+)(&amp;started=1)?", html)
+    return {"since": match.group(1), **({"started": "1"} if match.group(2) else {})}
 
 
-def fragment(client, customer, key, since=None, **headers):
-    params = {"since": since} if since is not None else {}
-    return client.get(reverse("cards:card", args=[customer.pk, key]), params, **headers)
+def fragment(client, customer, key, query=None, **headers):
+    return client.get(reverse("cards:card", args=[customer.pk, key]), query or {}, **headers)
 
 
 def card_html(response) -> str:
@@ -113,10 +114,11 @@ def test_a_fragment_starts_the_load_its_page_promised_when_nobody_claims_it(
 ):
     CardConfigFactory(key="plan", api_url=card_api.url)
     serve_versions(card_api)
-    since = str(int(time.time() * 1000))  # as if a page had just dispatched a load, then lost it
+    # As if a page had just started the load, and its task were lost.
+    query = {"since": str(int(time.time() * 1000)), "started": "1"}
 
     started = time.monotonic()
-    loaded = card_html(fragment(agent_client, customer, "plan", since))
+    loaded = card_html(fragment(agent_client, customer, "plan", query))
 
     assert "plan version 1" in loaded
     assert time.monotonic() - started >= START_GRACE_SECONDS  # the page's task had its chance
@@ -151,11 +153,13 @@ def test_a_card_still_loading_when_the_wait_ends_asks_again_soon(agent_client, c
         claim_token="someone-else",
     )
 
-    html = card_html(fragment(agent_client, customer, "plan", since="1700000000000"))
+    html = card_html(
+        fragment(agent_client, customer, "plan", {"since": "1700000000000", "started": "1"})
+    )
 
     assert 'data-card-state="loading"' in html and "cc-skeleton" in html
     assert trigger_of(html) == "load delay:1s, card-retry"
-    assert "?since=1700000000000" in html  # still waiting for the same load
+    assert "?since=1700000000000&amp;started=1" in html  # still waiting for the same load
 
 
 @loads
@@ -173,7 +177,7 @@ def test_a_fresh_card_answers_at_once_without_a_request(agent_client, card_api, 
     serve_versions(card_api)
 
     started = time.monotonic()
-    html = card_html(fragment(agent_client, customer, "plan", since="9999999999999"))
+    html = card_html(fragment(agent_client, customer, "plan", {"since": "9999999999999"}))
 
     assert "cached" in html and time.monotonic() - started < 1
     assert card_api.requests == []

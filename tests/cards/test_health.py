@@ -126,7 +126,10 @@ class TestChangelistColumns:
         response = admin_client_logged_in.get(f"{CHANGELIST}?o=-{column}")
 
         keys = [c.key for c in response.context["cl"].result_list]
-        assert keys[:2] == ["failing", "mostly-ok"]
+        assert keys == ["failing", "mostly-ok", "silent"]
+        ascending = admin_client_logged_in.get(f"{CHANGELIST}?o={column}")
+        keys = [c.key for c in ascending.context["cl"].result_list]
+        assert keys == ["silent", "mostly-ok", "failing"]  # no data sorts lowest
 
     def test_a_failing_api_is_never_disabled(self, admin_client_logged_in, card_api):
         card_api.serve_raw(b"down", status=503)
@@ -202,6 +205,8 @@ class TestSelectors:
 class TestChangePage:
     def test_it_shows_the_latest_errors_in_full(self, admin_client_logged_in):
         config = CardConfigFactory(key="plan")
+        badge = "cards[0].components[2].componentBadge.badgeColor"
+        pink = 'expected one of GREY, GREEN, YELLOW, RED, BLUE, got "PINK"'
         log(config, ago=timedelta(minutes=1), duration_ms=40)
         log(
             config,
@@ -213,11 +218,14 @@ class TestChangePage:
             attempt=1,
             keys=["plan", "orders"],
             error_detail={
-                "path": "cards[0].components[2].componentBadge.badgeColor",
-                "message": 'expected one of GREY, GREEN, YELLOW, RED, BLUE, got "PINK"',
+                "path": badge,
+                "message": pink,
                 "problems": [
-                    {"path": "cards[0].components[2].componentBadge.badgeColor", "message": "a"},
-                    {"path": "cards[0].components[4].componentText.text", "message": "b"},
+                    {"path": badge, "message": pink},
+                    {
+                        "path": "cards[0].components[4].componentText.text",
+                        "message": "expected at least 1 character, got 0",
+                    },
                 ],
                 "durationMs": 87,
                 "statusCode": 200,
@@ -234,6 +242,12 @@ class TestChangePage:
                 "bodyExcerpt": "<h1>Bad gateway</h1>",
             },
         )
+        log(
+            config,
+            ago=timedelta(minutes=4),
+            kind=Kind.MISSING_CARD,
+            error_detail={"path": "cards", "message": 'no card with key "plan" in cards'},
+        )
 
         response = admin_client_logged_in.get(
             reverse("admin:cards_cardconfig_change", args=[config.pk])
@@ -241,16 +255,26 @@ class TestChangePage:
 
         text = html.unescape(response.content.decode())
         errors = response.context["latest_errors"]
-        assert [e.error_kind for e in errors] == [Kind.RESPONSE_BODY, Kind.STATUS_CODE]
-        assert "at <code>cards[0].components[2].componentBadge.badgeColor</code>" in text
-        assert 'got "PINK"' in text
-        assert "<code>cards[0].components[4].componentText.text</code> b" in text
+        assert [e.error_kind for e in errors] == [
+            Kind.RESPONSE_BODY,
+            Kind.STATUS_CODE,
+            Kind.MISSING_CARD,
+        ]
+        assert "2 problems:" in text
+        assert f"<li><code>{badge}</code> {pink}</li>" in text
+        assert (
+            "<li><code>cards[0].components[4].componentText.text</code> "
+            "expected at least 1 character, got 0</li>"
+        ) in text
         assert "status <code>502</code>" in text
+        assert "the card API answered with status 502" in text
         assert "<h1>Bad gateway</h1>" in text  # as text in a <pre>: unescaped here
         assert "&lt;h1&gt;Bad gateway" in response.content.decode()
+        assert "at <code>cards</code>" in text
+        assert 'no card with key "plan" in cards' in text
         for fact in ("87 ms", "512 bytes", "attempt 2", "keys <code>plan, orders</code>"):
             assert fact in text
-        assert 'data-health="requests">3<' in text
+        assert 'data-health="requests">4<' in text
         assert 'data-health="latency">' in text
 
     def test_a_config_without_history_says_so(self, admin_client_logged_in):

@@ -125,18 +125,18 @@ def test_refresh_ahead_sends_one_job_per_customer_carrying_the_horizon():
     assert not job.paced and job.countdown == 0
 
 
-def test_refresh_ahead_takes_a_bounded_batch_soonest_expiring_first():
+def test_refresh_ahead_takes_a_bounded_batch_most_recently_viewed_customers_first():
     plan = CardConfigFactory(key="plan")
-    by_expiry = [
-        instance(viewed(MINUTE), plan, expires_in=timedelta(seconds=seconds))
+    by_view = [
+        instance(viewed(timedelta(seconds=seconds)), plan, expires_in=SOON)
         for seconds in (50, 10, 30)
     ]
 
     fan_out = cards_refresh_ahead(limit=2)
 
     assert [job.customer_id for job in fan_out.jobs] == [
-        by_expiry[1].customer_id,
-        by_expiry[2].customer_id,
+        by_view[1].customer_id,
+        by_view[2].customer_id,
     ]
 
 

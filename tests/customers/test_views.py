@@ -224,6 +224,7 @@ def test_customer_page_renders_cached_cards_at_once_and_skeletons_for_the_others
     assert 'data-card-state="loading"' in orders_card and "cc-skeleton" in orders_card
     assert 'hx-trigger="load, card-retry"' in orders_card
     assert f"/customers/{customer.pk}/cards/orders/?since=" in orders_card
+    assert "&amp;started=1" in orders_card and "started=1" not in plan_card
 
 
 def test_customer_page_shows_expired_cards_stale_while_they_reload(agent_client):
