@@ -35,17 +35,25 @@ lint: $(STAMP)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+## Background loading (README "Running workers"): needs REDIS_URL (environment or .env).
+# Threads suit loads that mostly wait on card APIs; run exactly one beat.
 worker: migrate
 	$(VENV)/bin/celery -A config worker --loglevel=INFO --pool=threads --concurrency=16
 
 beat: migrate
 	$(VENV)/bin/celery -A config beat --loglevel=INFO
 
+# Web (gunicorn), a worker and beat from the Procfile, on the demo data and its loopback API.
+services: export CARDS_ALLOW_HTTP = true
+services: export CARDS_ALLOWED_PRIVATE_HOSTS = 127.0.0.1,localhost
 services: migrate
+	$(PY) manage.py seed_demo
 	$(VENV)/bin/honcho start
 
-bench: migrate
-	$(PY) bench/run.py
+## Benchmarks (bench/README.md): one table, also written to bench/results.md.
+# Needs PostgreSQL and Redis on 127.0.0.1; BENCH_ARGS="B4 --quick" runs a part of it.
+bench: $(STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -48,6 +48,9 @@ def sampling(procs: Procs, *, label: str, pids: dict[str, int], enabled: bool) -
                 str(pid),
                 "--rate",
                 "200",
+                # Only the thread holding the GIL: where the CPU goes, not idle pool threads
+                # (which py-spy would otherwise count while they wait on a lock).
+                "--gil",
                 "--format",
                 "raw",
                 "--output",
@@ -97,7 +100,7 @@ def summary(path: Path, *, top: int = 22) -> str:
                 if name not in seen:
                     seen.add(name)
                     inclusive[name] += samples
-    lines = [f"    profile {path.name}: {total} samples (busy threads only)"]
+    lines = [f"    profile {path.name}: {total} samples (the GIL holder only)"]
     for name, samples in inclusive.most_common(top):
         lines.append(f"      {100 * samples / max(total, 1):5.1f}%  {name}")
     return "\n".join(lines)

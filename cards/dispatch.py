@@ -13,6 +13,7 @@ import functools
 import heapq
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -131,13 +132,20 @@ def _producer_pool(url: str) -> ProducerPool:
     return ProducerPool(connection.Pool(limit=PRODUCER_POOL_LIMIT), limit=PRODUCER_POOL_LIMIT)
 
 
+# A forked child (a prefork worker, a preloading web server) opens its own connections.
+os.register_at_fork(after_in_child=_producer_pool.cache_clear)
+
+
 def _publish(jobs: list[LoadJob], *, url: str) -> None:
     from cards.tasks import cards_load_task  # tasks import services, which import us
 
     try:
-        with _producer_pool(url).acquire(
-            block=True, timeout=PRODUCER_ACQUIRE_TIMEOUT_SECONDS
-        ) as producer, producer.batch(max_size=PUBLISH_BATCH_SIZE):
+        with (
+            _producer_pool(url).acquire(
+                block=True, timeout=PRODUCER_ACQUIRE_TIMEOUT_SECONDS
+            ) as producer,
+            producer.batch(max_size=PUBLISH_BATCH_SIZE),
+        ):
             # One pipelined round trip per batch instead of one per job: a dispatcher run
             # of a thousand jobs is published in a fraction of a second.
             for job in jobs:

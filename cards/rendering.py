@@ -72,6 +72,9 @@ def _is_allowed_markdown_link(url: str) -> bool:
 
 
 _markdown.validateLink = _is_allowed_markdown_link
+# mdurl fills its encode/decode caches lazily and not thread-safely: two threads rendering
+# their first link at once can crash or mis-encode. Fill them once, here, at import.
+_markdown.renderInline("[x](https://a.example/%25?q=%C3%A9)")
 
 # nh3 is the second, independent wall (and the one that adds rel and target).
 _markdown_cleaner = nh3.Cleaner(

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
 admin.site.site_header = "Customer Cards"
@@ -12,3 +13,5 @@ urlpatterns = [
     path("", include("customers.urls")),
     path("", include("cards.urls")),
 ]
+# Static files under gunicorn in development (`make services`); empty unless DEBUG.
+urlpatterns += staticfiles_urlpatterns()

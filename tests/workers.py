@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,8 +53,18 @@ def subprocess_env(*, redis_url: str | None, **extra: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     }
     if redis_url:
-        env |= {"CARDS_TEST_WORKER": "1", "REDIS_TEST_URL": redis_url}
+        env |= {
+            "CARDS_TEST_WORKER": "1",
+            "REDIS_TEST_URL": redis_url,
+            # This run's broker keys (config.settings.test): its tasks, not another run's.
+            "CARDS_TEST_BROKER_PREFIX": broker_prefix(),
+        }
     return env | extra
+
+
+def broker_prefix() -> str:
+    """The prefix of this test run's broker keys in Redis."""
+    return settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"]
 
 
 class Process:
@@ -184,10 +195,11 @@ class Workers:
             self.current = None
 
 
-def flush_test_redis(url: str) -> None:
-    """Empty the tests' Redis database; only database 15, the one set aside for tests."""
+def clear_test_broker(url: str) -> None:
+    """Delete this test run's broker keys (and only those) from the tests' Redis."""
     import redis
 
     client = redis.Redis.from_url(url)
-    if client.connection_pool.connection_kwargs.get("db") == 15:
-        client.flushdb()
+    keys = list(client.scan_iter(match=f"{broker_prefix()}*", count=1000))
+    if keys:
+        client.delete(*keys)

@@ -21,6 +21,12 @@ CELERY_BROKER_URL = "memory://"
 # A worker process a test starts (tests/workers.py) is in the Redis mode, on REDIS_TEST_URL.
 if env.bool("CARDS_TEST_WORKER", default=False):
     REDIS_URL = CELERY_BROKER_URL = REDIS_TEST_URL
+# Every test run, with the workers it starts, keeps its broker keys under a prefix of its
+# own, so concurrent runs sharing that Redis database never take each other's tasks.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405
+    "global_keyprefix": env.str("CARDS_TEST_BROKER_PREFIX", default=f"test-{os.getpid()}:"),
+}
 
 # Loader threads and the live server share the test database: a file lets them (an
 # in-memory SQLite database shared between threads locks whole tables).

@@ -25,7 +25,6 @@ from cards.refresh import (
 )
 from cards.services import card_configs_enabled
 from tests.factories import CardConfigFactory, CardInstanceFactory, CustomerFactory
-from tests.workers import flush_test_redis
 
 State = CardInstance.State
 pytestmark = pytest.mark.django_db
@@ -248,7 +247,6 @@ def test_the_memory_pacer_hands_out_slots_spaced_by_the_ceiling(settings):
 
 
 def test_the_redis_pacer_hands_out_slots_spaced_by_the_ceiling(settings, redis_url):
-    flush_test_redis(redis_url)
     settings.REDIS_URL = redis_url
     batch = _batch(CardConfigFactory(api_url=unique_api(), max_requests_per_second=4))
     interval = pace_interval(batch)
@@ -257,7 +255,6 @@ def test_the_redis_pacer_hands_out_slots_spaced_by_the_ceiling(settings, redis_u
 
     assert waits == pytest.approx([0, interval, 2 * interval], abs=0.02)
     assert pace_next_slot(batch, reserve=False) == pytest.approx(3 * interval, abs=0.02)
-    flush_test_redis(redis_url)
 
 
 def test_a_paced_load_far_from_its_slot_is_put_off_without_claiming(

@@ -28,7 +28,7 @@ from cards.tasks import (
 from config.celery import app
 from tests.cards.cardapi import TEXT, card
 from tests.factories import CardConfigFactory, CardInstanceFactory, CustomerFactory
-from tests.workers import flush_test_redis
+from tests.workers import broker_prefix, clear_test_broker
 
 State = CardInstance.State
 
@@ -182,7 +182,7 @@ def test_an_embedded_job_with_a_countdown_runs_once_it_has_passed(card_api, sett
 
 @pytest.mark.django_db(transaction=True)
 def test_dispatch_publishes_json_to_the_redis_the_settings_name(redis_url, settings):
-    flush_test_redis(redis_url)
+    clear_test_broker(redis_url)
     settings.REDIS_URL = redis_url
     horizon = timezone.now()
 
@@ -190,9 +190,10 @@ def test_dispatch_publishes_json_to_the_redis_the_settings_name(redis_url, setti
 
     client = redis.Redis.from_url(redis_url)
     try:
-        messages = [json.loads(raw) for raw in reversed(client.lrange("celery", 0, -1))]
+        queue = f"{broker_prefix()}celery"
+        messages = [json.loads(raw) for raw in reversed(client.lrange(queue, 0, -1))]
     finally:
-        flush_test_redis(redis_url)
+        clear_test_broker(redis_url)
     assert [m["content-type"] for m in messages] == ["application/json"] * 2
     assert [m["headers"]["task"] for m in messages] == ["cards.cards_load"] * 2
     bodies = [json.loads(base64.b64decode(m["body"])) for m in messages]

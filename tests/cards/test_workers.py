@@ -41,7 +41,7 @@ from tests.factories import (
     CardInstanceFactory,
     CustomerFactory,
 )
-from tests.workers import Process, Workers, flush_test_redis, start_django_process
+from tests.workers import Process, Workers, clear_test_broker, start_django_process
 
 State = CardInstance.State
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -104,8 +104,8 @@ def mode(request, settings, tmp_path, caplog):
         redis_url = request.getfixturevalue("redis_url")
         workers = request.getfixturevalue("module_workers")
         if workers.current is None:
-            # Flushed while no worker runs: a running worker's queue bindings must stay.
-            flush_test_redis(redis_url)
+            # Cleared while no worker runs: a running worker's queue bindings must stay.
+            clear_test_broker(redis_url)
     settings.REDIS_URL = redis_url or ""
     yield Mode(
         name=request.param,
