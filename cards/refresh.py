@@ -16,12 +16,13 @@ they run on the workers like any other load, their batches concurrently, and the
   next view: reloading them would be requests nobody reads.
 
 Pacing: keep-warm jobs are spread over the dispatcher's period at the endpoint's rate
-(countdowns), and each request of a paced load first reserves its endpoint's next free
-slot (GCRA, no burst: consecutive requests at least `PACE_HEADROOM / rate` apart), in
-Redis with a broker, in process memory without one. The countdowns keep worker threads
-free; the reservation is the guarantee when workers fall behind and release a backlog at
-once. A job whose slot is more than PACE_MAX_WAIT_SECONDS away goes back to the broker
-for then instead of holding a thread.
+(countdowns). Each request of a paced load then reserves its endpoint's next free slot
+(GCRA, no burst: slots `PACE_HEADROOM / rate` apart) and, right before it is sent, checks
+that fewer than `rate` requests went out within the last PACE_WINDOW_SECONDS; the state
+is in Redis with a broker (shared by every worker), in process memory without one. The
+countdowns keep worker threads free; the slots and the check are the guarantee when
+workers fall behind and release a backlog at once. A job whose slot is more than
+PACE_MAX_WAIT_SECONDS away goes back to the queue for then instead of holding a thread.
 """
 
 import functools
@@ -347,14 +348,16 @@ class _MemoryPacer:
 
 # Both scripts read Redis's own clock, so workers on several machines agree. The slot is
 # the theoretical arrival time of the next request (GCRA); the sends are a sorted set of
-# the last window's send times. Keys lapse soon after their last use.
+# the last window's send times. Keys lapse once their state no longer matters.
 _NEXT_SLOT_LUA = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
 if slot < now then slot = now end
 if ARGV[2] == '1' then
-  redis.call('SET', KEYS[1], string.format('%.6f', slot + tonumber(ARGV[1])), 'EX', 3600)
+  local next_slot = slot + tonumber(ARGV[1])
+  local ttl = math.ceil(next_slot - now) + 1
+  redis.call('SET', KEYS[1], string.format('%.6f', next_slot), 'EX', ttl)
 end
 return string.format('%.6f', slot - now)
 """

@@ -178,9 +178,11 @@ class Workers:
     def __init__(self, *, log_dir: Path):
         self.log_dir = log_dir
         self.current: Process | None = None
+        self.redis_url: str | None = None
         self._wanted: tuple[str, dict[str, str]] | None = None
 
     def ensure(self, *, redis_url: str, **env: str) -> Process:
+        self.redis_url = redis_url
         wanted = (redis_url, env)
         if self.current is not None and self.current.alive and self._wanted == wanted:
             return self.current

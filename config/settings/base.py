@@ -160,7 +160,5 @@ CARDS_REFRESH_AHEAD_SECONDS = env.int("CARDS_REFRESH_AHEAD_SECONDS", default=60)
 CARDS_DISPATCH_BATCH_SIZE = env.int("CARDS_DISPATCH_BATCH_SIZE", default=2000)
 # Global task limits just above the worst card load: two attempts at the deadline plus the
 # pause between them. Prefork enforces them; on the threads pool the request deadline does.
-CELERY_TASK_SOFT_TIME_LIMIT = int(
-    2 * CARDS_REQUEST_TIMEOUT_SECONDS + CARDS_RETRY_DELAY_SECONDS + 5
-)
+CELERY_TASK_SOFT_TIME_LIMIT = int(2 * CARDS_REQUEST_TIMEOUT_SECONDS + CARDS_RETRY_DELAY_SECONDS + 5)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 10

@@ -61,6 +61,8 @@ class Mode:
     log_dir: Path
     # The processes this test used, with their log size when it started using them.
     processes: dict[Process, int] = field(default_factory=dict)
+    # Processes of this test alone (not the module's workers): stopped after it.
+    owned: list[Process] = field(default_factory=list)
 
     def start_worker(self, **env: str) -> Process | None:
         """A real worker in the Redis mode (reused between tests when `env` is the same);
@@ -73,6 +75,7 @@ class Mode:
 
     def add_process(self, process: Process) -> None:
         self.processes.setdefault(process, 0)
+        self.owned.append(process)
 
     def tick(self, task: Task) -> None:
         """What beat does for `task`: publish it to the workers (or run it in process)."""
@@ -94,6 +97,8 @@ def module_workers(tmp_path_factory):
     workers = Workers(log_dir=tmp_path_factory.mktemp("workers"))
     yield workers
     workers.stop()
+    if workers.redis_url:
+        clear_test_broker(workers.redis_url)
 
 
 @pytest.fixture(params=["embedded", "redis"])
@@ -107,13 +112,16 @@ def mode(request, settings, tmp_path, caplog):
             # Cleared while no worker runs: a running worker's queue bindings must stay.
             clear_test_broker(redis_url)
     settings.REDIS_URL = redis_url or ""
-    yield Mode(
+    running = Mode(
         name=request.param,
         redis_url=redis_url,
         workers=workers,
         caplog=caplog,
         log_dir=tmp_path,
     )
+    yield running
+    for process in running.owned:
+        process.stop()
 
 
 def eventually(check: Callable[[], bool], *, mode: Mode, timeout: float = 15.0) -> None:
@@ -273,9 +281,9 @@ def test_refresh_ahead_reloads_exactly_the_due_cards_of_watched_customers(mode, 
     eventually(lambda: CardInstance.objects.get(pk=due.pk).loaded_at > now, mode=mode)
     assert api.customers() == [watched.public_id]
     for instance in untouched:
-        before = instance
+        before = (instance.state, instance.loaded_at, instance.claim_token)
         instance.refresh_from_db()
-        assert (instance.state, instance.loaded_at) == (before.state, before.loaded_at)
+        assert (instance.state, instance.loaded_at, instance.claim_token) == before
 
 
 def test_keep_warm_reloads_every_customers_card_within_the_rate_ceiling(mode, card_api):
