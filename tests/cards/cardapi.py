@@ -1,8 +1,9 @@
 """A scriptable card API for tests: a real HTTP server on loopback (pytest-httpserver).
 
 `CardApi.serve(cards)` answers the protocol for the keys requested, from a dict of
-key -> card entry; `serve_raw` answers fixed bytes; `serve_handler` anything. Every request is kept in `.requests`
-as its decoded JSON body, so tests can assert what was asked.
+key -> card entry; `serve_raw` answers fixed bytes; `serve_handler` anything. Every
+request is kept in `.requests` as its decoded JSON body, so tests can assert what was
+asked.
 """
 
 import json

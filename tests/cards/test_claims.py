@@ -1,5 +1,6 @@
 """The loading claim (SPEC §6): single flight under concurrency, dead claims taken over."""
 
+import json
 import threading
 import time
 from datetime import timedelta
@@ -24,9 +25,8 @@ def test_twenty_threads_loading_one_cold_customer_make_one_request_per_batch(htt
         def handler(request):
             time.sleep(0.3)
             keys = request.get_json()["cardKeys"]
-            return Response(
-                '{"cards": [%s]}' % ",".join(f'{{"key": "{k}", "components": []}}' for k in keys)
-            )
+            cards = [{"key": k, "components": []} for k in keys]
+            return Response(json.dumps({"cards": cards}))
 
         return handler
 
@@ -91,9 +91,9 @@ def test_a_claim_left_by_a_killed_loader_is_taken_over_after_its_deadline(card_a
 def test_a_loader_whose_claim_was_taken_over_does_not_overwrite_the_newer_result(
     card_api, settings
 ):
-    from cards.services import _store_outcomes  # the write path of a late, dead loader
     from cards.batching import batches_for
     from cards.outcomes import CardOutcome
+    from cards.services import _store_outcomes  # the write path of a late, dead loader
 
     config = CardConfigFactory(key="plan", api_url=card_api.url)
     customer = CustomerFactory()
