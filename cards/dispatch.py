@@ -55,6 +55,7 @@ class LoadJob:
     paced: bool = False
     countdown: float = 0.0
     deferrals: int = 0
+    claim_token: str | None = None
 
     @property
     def args(self) -> tuple[int, list[int]]:
@@ -69,6 +70,8 @@ class LoadJob:
             kwargs["paced"] = True
         if self.deferrals:
             kwargs["deferrals"] = self.deferrals
+        if self.claim_token:
+            kwargs["claim_token"] = self.claim_token
         return kwargs
 
 
@@ -81,8 +84,11 @@ def dispatch_loads(
     customer_id: int,
     config_id_groups: Sequence[list[int]],
     stale_before: datetime | None = None,
+    claim_token: str | None = None,
 ) -> None:
     """Start one background load per group (batch), after the current transaction commits.
+
+    With `claim_token`, each load takes over cards already claimed with it (by a page).
 
     Raises DispatchUnavailable when the broker refuses, so callers can say so and still
     render what is cached.
@@ -93,6 +99,7 @@ def dispatch_loads(
                 customer_id=customer_id,
                 config_ids=tuple(config_ids),
                 stale_before=stale_before.isoformat() if stale_before else None,
+                claim_token=claim_token,
             )
             for config_ids in config_id_groups
         ]

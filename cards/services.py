@@ -12,17 +12,18 @@ Loads are started either in the foreground (`cards_load`) or in the background
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import Q, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
 from cards.batching import Batch, batches_for
-from cards.dispatch import dispatch_loads
+from cards.dispatch import DispatchUnavailable, dispatch_loads
 from cards.http import Exchange, build_request_body, build_request_headers, post_cards
 from cards.models import CardConfig, CardInstance, CardRequest
 from cards.outcomes import CardOutcome, exchange_is_retriable, outcomes_for
@@ -37,11 +38,15 @@ State = CardInstance.State
 _fetch_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="card-fetch")
 
 
-def card_configs_enabled(*, keys: Sequence[str] | None = None) -> list[CardConfig]:
+def card_configs_enabled(
+    *, keys: Sequence[str] | None = None, ids: Sequence[int] | None = None
+) -> list[CardConfig]:
     """Enabled configs in display order, headers prefetched (one query each)."""
     configs = CardConfig.objects.filter(is_enabled=True).prefetch_related("headers")
     if keys is not None:
         configs = configs.filter(key__in=keys)
+    if ids is not None:
+        configs = configs.filter(pk__in=ids)
     return list(configs.order_by("order", "id"))
 
 
@@ -67,32 +72,83 @@ def cards_claim(
 ) -> tuple[str, list[CardInstance]]:
     """Claim the instances that need loading, atomically; returns (token, claimed).
 
-    Missing instances are created first. The claim is one conditional UPDATE, so
-    concurrent viewers and workers never claim the same card twice: whoever's UPDATE
-    matched the row owns it until it stores a result or its claim dies (SPEC §6).
-    Without `force`, only instances expired at `stale_before` (default now) are claimed.
+    Missing instances are inserted already claimed; existing ones are claimed with one
+    conditional UPDATE. Concurrent viewers and workers therefore never claim the same
+    card twice: whoever's INSERT or UPDATE took the row owns it until it stores a result
+    or its claim dies (SPEC §6). Without `force`, only instances expired at
+    `stale_before` (default now) are claimed; with it, every one nobody is loading.
     """
     if not configs:
         return "", []
     now = timezone.now()
-    CardInstance.objects.bulk_create(
-        [CardInstance(customer=customer, config=config) for config in configs],
-        ignore_conflicts=True,
-    )
     token = uuid.uuid4().hex
-    claimed = CardInstance.objects.filter(
-        _claimable(now=now, stale_before=None if force else (stale_before or now)),
-        customer=customer,
-        config__in=[config.pk for config in configs],
-    ).update(state=State.LOADING, claimed_at=now, claim_token=token)
-    if not claimed:
-        return token, []
+    config_ids = [config.pk for config in configs]
+    with transaction.atomic():
+        CardInstance.objects.bulk_create(
+            [
+                CardInstance(
+                    customer=customer,
+                    config=config,
+                    state=State.LOADING,
+                    claimed_at=now,
+                    claim_token=token,
+                )
+                for config in configs
+            ],
+            ignore_conflicts=True,
+        )
+        CardInstance.objects.filter(
+            _claimable(now=now, stale_before=None if force else (stale_before or now)),
+            customer=customer,
+            config__in=config_ids,
+        ).update(state=State.LOADING, claimed_at=now, claim_token=token)
+        instances = list(
+            CardInstance.objects.filter(customer=customer, config__in=config_ids, claim_token=token)
+        )
+    return token, _attach(instances, customer=customer, configs=configs)
+
+
+def _attach(
+    instances: list[CardInstance], *, customer: Customer, configs: Sequence[CardConfig]
+) -> list[CardInstance]:
     by_id = {config.pk: config for config in configs}
-    instances = list(CardInstance.objects.filter(customer=customer, claim_token=token))
     for instance in instances:
         instance.config = by_id[instance.config_id]  # keeps prefetched headers
         instance.customer = customer
-    return token, instances
+    return instances
+
+
+def cards_claim_take_over(
+    *, customer: Customer, configs: Sequence[CardConfig], token: str
+) -> tuple[str, list[CardInstance]]:
+    """Take over cards claimed with `token` (by a page) under a new token of our own.
+
+    The hand-over is one conditional UPDATE, so a task delivered twice loads once: the
+    second delivery finds no row still holding the page's token.
+    """
+    new_token = uuid.uuid4().hex
+    with transaction.atomic():
+        taken = CardInstance.objects.filter(
+            customer=customer,
+            config__in=[config.pk for config in configs],
+            claim_token=token,
+            state=State.LOADING,
+        ).update(claim_token=new_token, claimed_at=timezone.now())
+        if not taken:
+            return new_token, []
+        instances = list(CardInstance.objects.filter(customer=customer, claim_token=new_token))
+    return new_token, _attach(instances, customer=customer, configs=configs)
+
+
+def cards_claim_release(*, customer: Customer, token: str) -> int:
+    """Give up a claim nobody will load (the broker refused the task).
+
+    The rows stay `loading` without a claim: they show what they had and the next view
+    claims them again.
+    """
+    return CardInstance.objects.filter(customer=customer, claim_token=token).update(
+        claimed_at=None, claim_token=""
+    )
 
 
 @dataclass
@@ -114,6 +170,7 @@ def cards_load(
     stale_before: datetime | None = None,
     force: bool = False,
     before_request: Callable[[Batch], None] | None = None,
+    claim_token: str | None = None,
 ) -> LoadReport:
     """Load the customer's cards that need it, in the foreground; batches run concurrently.
 
@@ -123,9 +180,14 @@ def cards_load(
     """
     if configs is None:
         configs = card_configs_enabled()
-    token, instances = cards_claim(
-        customer=customer, configs=configs, stale_before=stale_before, force=force
-    )
+    if claim_token:
+        token, instances = cards_claim_take_over(
+            customer=customer, configs=configs, token=claim_token
+        )
+    else:
+        token, instances = cards_claim(
+            customer=customer, configs=configs, stale_before=stale_before, force=force
+        )
     report = LoadReport()
     if not instances:
         return report
@@ -191,6 +253,15 @@ def _store_outcomes(
     token: str,
 ) -> None:
     now = timezone.now()
+    # One transaction per batch: one commit instead of one per card.
+    with transaction.atomic():
+        _store_rows(now=now, outcomes=outcomes, instances=instances, token=token)
+        _record_requests(customer=customer, batch=batch, exchanges=exchanges, outcomes=outcomes)
+
+
+def _store_rows(
+    *, now: datetime, outcomes: dict[str, CardOutcome], instances: list[CardInstance], token: str
+) -> None:
     for instance in instances:
         outcome = outcomes[instance.config.key]
         if outcome.ok:
@@ -225,7 +296,6 @@ def _store_outcomes(
         if stored:
             for name, value in changes.items():
                 setattr(instance, name, value)
-    _record_requests(customer=customer, batch=batch, exchanges=exchanges, outcomes=outcomes)
 
 
 def _record_requests(
@@ -264,15 +334,6 @@ def _record_requests(
     CardRequest.objects.bulk_create(rows)
 
 
-def cards_invalidate(*, customer: Customer, configs: Iterable[CardConfig]) -> int:
-    """Make cards stale now, bypassing their cache and any cached error (manual reload)."""
-    return CardInstance.objects.filter(
-        customer=customer,
-        config__in=[config.pk for config in configs],
-        expires_at__gt=timezone.now(),
-    ).update(expires_at=timezone.now())
-
-
 @dataclass
 class PurgeReport:
     instances: int = 0
@@ -288,8 +349,13 @@ def cards_purge(*, now: datetime | None = None, batch_size: int | None = None) -
     batch_size = batch_size or settings.CARDS_PURGE_BATCH_SIZE
     cutoff = now - timedelta(seconds=settings.CARDS_PURGE_AFTER_SECONDS)
     report = PurgeReport()
-    expired = Q(expires_at__lt=cutoff) | Q(expires_at__isnull=True, updated_at__lt=cutoff)
-    report.instances = _delete_in_batches(CardInstance.objects.filter(expired), batch_size)
+    report.instances = _delete_in_batches(
+        CardInstance.objects.filter(expires_at__lt=cutoff), batch_size
+    ) + _delete_in_batches(
+        # Rows whose load never finished have no expiry: their last change counts.
+        CardInstance.objects.filter(expires_at__isnull=True, updated_at__lt=cutoff),
+        batch_size,
+    )
     log_cutoff = now - timedelta(seconds=settings.CARDS_REQUEST_LOG_RETENTION_SECONDS)
     report.requests = _delete_in_batches(
         CardRequest.objects.filter(created_at__lt=log_cutoff), batch_size
@@ -297,14 +363,19 @@ def cards_purge(*, now: datetime | None = None, batch_size: int | None = None) -
     return report
 
 
-def _delete_in_batches(queryset, batch_size: int) -> int:
-    deleted = 0
+def _delete_in_batches(queryset: QuerySet, batch_size: int) -> int:
+    """Delete in id order, each batch starting after the last: no batch rescans rows an
+    earlier one already deleted, so every batch costs about the same."""
+    deleted, after = 0, 0
     while True:
-        ids = list(queryset.values_list("pk", flat=True)[:batch_size])
+        ids = list(
+            queryset.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:batch_size]
+        )
         if not ids:
             return deleted
         count, _ = queryset.model.objects.filter(pk__in=ids).delete()
         deleted += count
+        after = ids[-1]
 
 
 def instance_needs_load(instance: CardInstance | None, *, now: datetime) -> bool:
@@ -323,25 +394,36 @@ def cards_enqueue_stale(
     instances: dict[int, CardInstance],
     force: bool = False,
 ) -> list[CardConfig]:
-    """Start background loads for the cards that need one; returns their configs.
+    """Claim the cards that need a load and start their loads in the background.
 
-    `instances` maps config id to the customer's instance (as the page already read them).
-    With `force` (manual reload), cached answers and cached errors are invalidated first.
-    One task per batch, so workers load batches concurrently. Raises DispatchUnavailable
-    when the broker is down.
+    `instances` maps config id to the customer's instance (as the page already read
+    them), so a page whose cards are all fresh writes nothing. The claim is taken here,
+    before answering, so the page's own card fragments see the cards as loading and wait
+    for them instead of starting loads of their own; each background task takes the claim
+    over (one per batch, so workers load batches concurrently). With `force` (manual
+    reload) cached answers and cached errors are bypassed. Returns the claimed configs.
+    Raises DispatchUnavailable when the broker is down, after releasing the claim.
     """
     now = timezone.now()
     if force:
-        cards_invalidate(customer=customer, configs=configs)
         due = [c for c in configs if not _claim_is_live(instances.get(c.pk), now)]
     else:
         due = [c for c in configs if instance_needs_load(instances.get(c.pk), now=now)]
-    if due:
+    if not due:
+        return []
+    prefetch_related_objects(due, "headers")  # batching compares headers: one query
+    token, claimed = cards_claim(customer=customer, configs=due, force=force)
+    claimed_configs = [instance.config for instance in claimed]
+    try:
         dispatch_loads(
             customer_id=customer.pk,
-            config_id_groups=[[c.pk for c in batch.configs] for batch in batches_for(due)],
+            config_id_groups=[[c.pk for c in b.configs] for b in batches_for(claimed_configs)],
+            claim_token=token,
         )
-    return due
+    except DispatchUnavailable:
+        cards_claim_release(customer=customer, token=token)
+        raise
+    return claimed_configs
 
 
 def _claim_is_live(instance: CardInstance | None, now: datetime) -> bool:

@@ -36,15 +36,18 @@ def cards_load_task(
     stale_before: str | None = None,
     paced: bool = False,
     deferrals: int = 0,
+    claim_token: str | None = None,
 ) -> None:
     """Load one customer's stale cards (one batch, usually) and log one structured line.
 
     `stale_before` (ISO 8601) also claims cards expiring by then (refresh-ahead);
     `paced` loads keep to their endpoint's request-rate ceiling (keep-warm).
-    Idempotent: the claim in `cards_load` makes a duplicate delivery a no-op.
+    With `claim_token`, it loads the cards a page claimed with that token (taking the claim
+    over); without, it claims what needs loading itself.
+    Idempotent: the claim (or the take-over) makes a duplicate delivery a no-op.
     """
     started = time.monotonic()
-    customer = Customer.objects.filter(pk=customer_id).first()
+    customer = Customer.objects.select_related("tenant").filter(pk=customer_id).first()
     if customer is None:
         logger.info(
             "cards_load customer=%s keys=- outcome=no-customer requests=0 duration_ms=%d",
@@ -52,10 +55,7 @@ def cards_load_task(
             _ms(started),
         )
         return
-    configs = card_configs_enabled()
-    if config_ids is not None:
-        wanted = set(config_ids)
-        configs = [config for config in configs if config.pk in wanted]
+    configs = card_configs_enabled(ids=config_ids)
     horizon = datetime.fromisoformat(stale_before) if stale_before else None
     if paced:
         paced_load = cards_load_paced(
@@ -73,7 +73,9 @@ def cards_load_task(
             return
         report = paced_load.report
     else:
-        report = cards_load(customer=customer, configs=configs, stale_before=horizon)
+        report = cards_load(
+            customer=customer, configs=configs, stale_before=horizon, claim_token=claim_token
+        )
     logger.info(
         "cards_load customer=%s keys=%s outcome=%s requests=%d duration_ms=%d",
         customer_id,

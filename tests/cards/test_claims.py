@@ -113,3 +113,34 @@ def test_a_loader_whose_claim_was_taken_over_does_not_overwrite_the_newer_result
     )
 
     assert CardInstance.objects.get().components == []
+
+
+@pytest.mark.django_db
+def test_a_task_delivered_twice_takes_the_pages_claim_over_once(card_api):
+    from cards.tasks import cards_load_task
+
+    config = CardConfigFactory(key="plan", api_url=card_api.url)
+    customer = CustomerFactory()
+    card_api.serve({"plan": card("plan")})
+    token, claimed = cards_claim(customer=customer, configs=[config])
+
+    cards_load_task.run(customer.pk, [config.pk], claim_token=token)
+    cards_load_task.run(customer.pk, [config.pk], claim_token=token)
+
+    assert len(claimed) == 1
+    assert len(card_api.requests) == 1
+    assert CardInstance.objects.get().state == State.LOADED
+
+
+@pytest.mark.django_db
+def test_new_cards_are_inserted_already_claimed(card_api):
+    from cards.services import instance_needs_load
+
+    config = CardConfigFactory(key="plan", api_url=card_api.url)
+    customer = CustomerFactory()
+
+    token, claimed = cards_claim(customer=customer, configs=[config])
+
+    instance = CardInstance.objects.get()
+    assert instance.claim_token == token and instance.claim_is_live()
+    assert not instance_needs_load(instance, now=timezone.now())

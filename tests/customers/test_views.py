@@ -273,9 +273,8 @@ def test_customer_page_costs_the_same_queries_for_1_or_25_cards(agent_client):
         assert response.status_code == 200
         return len(queries)
 
-    one = CustomerFactory()
+    one = CustomerFactory()  # its one card is missing, so the page claims it too
     first = CardConfigFactory()
-    loaded(one, first, [{"componentText": {"text": "x"}}])
     configs = [first] + [CardConfigFactory() for _ in range(24)]
     many = CustomerFactory()
     for n, config in enumerate(configs):  # a mix of loaded, hidden, error and missing
@@ -301,7 +300,7 @@ def test_customer_page_costs_the_same_queries_for_1_or_25_cards(agent_client):
         config.save()
 
     assert page_queries(many) == with_one
-    assert with_one <= 8
+    assert with_one <= 12  # session, user, customer, configs, instances, the claim
 
 
 def test_agent_pages_send_a_content_security_policy(agent_client):
