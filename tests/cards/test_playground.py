@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from cards.example_api import CARD_BUILDERS
-from cards.integrator_views import path_location, playground_examples, value_offsets
+from cards.playground import path_location, playground_examples, value_offsets
 from cards.rendering import render_components
 from cards.schema import response_json_schema
 
