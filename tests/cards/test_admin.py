@@ -325,3 +325,12 @@ class TestEscaping:
         self.assert_escaped(
             admin_client_logged_in.get(admin_url("cardrequest", "change", card_request.pk))
         )
+
+
+def test_admin_pages_link_to_the_agent_view_and_integrator_tools(admin_client_logged_in):
+    html = admin_client_logged_in.get("/admin/").content.decode()
+
+    assert 'href="/customers/"' in html
+    assert 'href="/playground/"' in html
+    assert 'href="/schema/card-response.json"' in html
+    assert "favicon.svg" in html
