@@ -6,6 +6,7 @@ outcome, duration). Periodic ones are scheduled in cards.schedules.
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 from celery import shared_task
@@ -98,37 +99,32 @@ def _log_fan_out(name: str, started: float, fan_out: FanOut | None) -> None:
     )
 
 
+def _fan_out(name: str, dispatcher: Callable[[], FanOut]) -> None:
+    """Run a beat dispatcher and log its counts; a broker outage is logged, not raised."""
+    started = time.monotonic()
+    try:
+        fan_out = dispatcher()
+    except DispatchUnavailable:
+        fan_out = None
+    _log_fan_out(name, started, fan_out)
+
+
 @shared_task(name="cards.cards_refresh_ahead")
 def cards_refresh_ahead_task() -> None:
     """Reload watched customers' cards that are about to expire (beat, every 15 s)."""
-    started = time.monotonic()
-    try:
-        fan_out = cards_refresh_ahead()
-    except DispatchUnavailable:
-        fan_out = None
-    _log_fan_out("cards_refresh_ahead", started, fan_out)
+    _fan_out("cards_refresh_ahead", cards_refresh_ahead)
 
 
 @shared_task(name="cards.cards_keep_warm")
 def cards_keep_warm_task() -> None:
     """Reload keep-warm cards for every customer, paced per endpoint (beat, every 30 s)."""
-    started = time.monotonic()
-    try:
-        fan_out = cards_keep_warm(period_seconds=schedules.KEEP_WARM_EVERY)
-    except DispatchUnavailable:
-        fan_out = None
-    _log_fan_out("cards_keep_warm", started, fan_out)
+    _fan_out("cards_keep_warm", lambda: cards_keep_warm(period_seconds=schedules.KEEP_WARM_EVERY))
 
 
 @shared_task(name="cards.cards_recover_claims")
 def cards_recover_claims_task() -> None:
     """Reload watched customers' cards whose loader died mid-load (beat, every minute)."""
-    started = time.monotonic()
-    try:
-        fan_out = cards_recover_claims()
-    except DispatchUnavailable:
-        fan_out = None
-    _log_fan_out("cards_recover_claims", started, fan_out)
+    _fan_out("cards_recover_claims", cards_recover_claims)
 
 
 @shared_task(name="cards.cards_purge")

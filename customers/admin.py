@@ -5,6 +5,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from customers.models import Customer, Tenant
+from customers.selectors import SEARCH_FIELDS
 
 
 @admin.register(Tenant)
@@ -33,14 +34,7 @@ class CustomerAdmin(admin.ModelAdmin):
     list_display = ["email", "full_name", "external_id", "tenant", "last_viewed_at", "created_at"]
     list_filter = [("tenant", admin.EmptyFieldListFilter), "last_viewed_at", "created_at"]
     list_select_related = ["tenant"]
-    search_fields = [
-        "email",
-        "full_name",
-        "external_id",
-        "public_id",
-        "tenant__name",
-        "tenant__external_id",
-    ]
+    search_fields = list(SEARCH_FIELDS)  # the agents' directory searches the same fields
     ordering = ["email", "id"]
     autocomplete_fields = ["tenant"]
     readonly_fields = ["public_id", "last_viewed_at", "created_at"]

@@ -1,11 +1,10 @@
 import json
-import sys
-from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from cards.configs import card_configs_import
+from config.commandline import import_refused, read_input
 
 
 class Command(BaseCommand):
@@ -20,10 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("file", help="JSON file: a list of card configs, or - for stdin")
 
     def handle(self, *args, file: str, **options) -> None:
-        try:
-            text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"Cannot read {file}: {exc}") from exc
+        text = read_input(file)
         try:
             items = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -31,8 +27,7 @@ class Command(BaseCommand):
         try:
             result = card_configs_import(items=items)
         except ValidationError as exc:
-            problems = "\n".join(f"  {message}" for message in exc.messages)
-            raise CommandError(f"{file} was not imported; nothing changed.\n{problems}") from exc
+            raise import_refused(file, exc) from exc
         self.stdout.write(
             self.style.SUCCESS(
                 f"Card configs: {result.created} created, {result.updated} updated, "

@@ -1,13 +1,13 @@
 import csv
 import io
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from config.commandline import import_refused, read_input
 from customers.services import customers_import
 
 
@@ -41,11 +41,8 @@ class Command(BaseCommand):
         parser.add_argument("file", help="A .csv or .json file, or - for standard input")
 
     def handle(self, *args, file: str, **options) -> None:
-        try:
-            # utf-8-sig: spreadsheets often start CSV exports with a byte order mark.
-            text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"Cannot read {file}: {exc}") from exc
+        # utf-8-sig: spreadsheets often start CSV exports with a byte order mark.
+        text = read_input(file, encoding="utf-8-sig")
         if _looks_like_json(file, text):
             try:
                 rows = json.loads(text)
@@ -59,8 +56,7 @@ class Command(BaseCommand):
         try:
             result = customers_import(rows=rows)
         except ValidationError as exc:
-            problems = "\n".join(f"  {message}" for message in exc.messages)
-            raise CommandError(f"{file} was not imported; nothing changed.\n{problems}") from exc
+            raise import_refused(file, exc) from exc
         self.stdout.write(
             self.style.SUCCESS(
                 f"Customers: {result.created} created, {result.updated} updated, "
