@@ -226,6 +226,7 @@ def test_it_keeps_last_good_card_when_refresh_times_out(card_api, customer, sett
     assert plan.error_kind == Kind.TIMEOUT
     assert plan.error_detail["attempts"] == 2
     assert plan.components == TEXT
+    assert plan.expires_at == plan.errored_at  # not cached: the next view tries again
 
 
 def test_a_refused_connection_is_a_retried_request_error(customer, settings):
@@ -295,3 +296,40 @@ def test_every_attempt_is_recorded_for_health(card_api, customer):
     assert rows["plan"].batch_id == rows["orders"].batch_id
     assert rows["plan"].keys == ["plan", "orders"]
     assert rows["plan"].response_bytes > 0
+
+
+def test_a_connection_reset_is_a_retried_uncached_request_error(customer, settings):
+    import socket
+    import struct
+    import threading
+
+    settings.CARDS_RETRY_DELAY_SECONDS = 0.01
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+    accepted = []
+
+    def reset_twice():  # bounded: two connections, then it stops
+        for _ in range(2):
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+            conn.recv(65536)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()  # linger zero: RST instead of FIN
+
+    thread = threading.Thread(target=reset_twice, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    CardConfigFactory(key="plan", api_url=f"http://127.0.0.1:{port}/cards")
+
+    load(customer)
+
+    thread.join(timeout=5)
+    listener.close()
+    plan = instance(customer, "plan")
+    assert plan.error_kind == Kind.REQUEST
+    assert "reset" in plan.error_detail["message"] or "closed" in plan.error_detail["message"]
+    assert plan.error_detail["attempts"] == 2 and len(accepted) == 2
+    assert plan.expires_at == plan.errored_at  # not cached
