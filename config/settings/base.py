@@ -7,10 +7,31 @@ Every variable is documented in `.env.example`.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
-env = environ.Env()
+
+class StrictEnv(environ.Env):
+    """django-environ, except a malformed boolean fails loudly instead of reading False."""
+
+    TRUE = ("true", "on", "yes", "1")
+    FALSE = ("false", "off", "no", "0", "")
+
+    def bool(self, var, default=environ.Env.NOTSET):
+        value = self.get_value(var, cast=str, default=default)
+        if isinstance(value, bool):
+            return value
+        if value.strip().lower() in self.TRUE:
+            return True
+        if value.strip().lower() in self.FALSE:
+            return False
+        raise ImproperlyConfigured(
+            f"{var} must be true or false (or yes/no, on/off, 1/0), got {value!r}"
+        )
+
+
+env = StrictEnv()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
