@@ -2,12 +2,14 @@
 
 Components arrive as the plain dicts a card API sent, already validated, so optional
 fields may be missing (their SPEC defaults are applied here) or `None`. Everything in them
-is untrusted: templates auto-escape, markdown goes through markdown-it-py and then nh3, and
-link-button URLs are checked. A shape this module does not understand renders nothing,
-because a validation gap must never become a broken or unsafe agent page.
+is untrusted: every value goes through `format_html` (which escapes it), markdown goes
+through markdown-it-py and then nh3, and link-button URLs are checked. A shape this module
+does not understand renders nothing, because a validation gap must never become a broken
+or unsafe agent page.
 
-Each component has one template under `templates/cards/components/`; CSS classes use the
-`cc-` prefix and carry enum values verbatim (`cc-size--L`, `cc-color--MUTED`,
+Each component has one small renderer here (`format_html` rather than a template each: a
+card has dozens of components, and a template render costs ten times as much); CSS classes
+use the `cc-` prefix and carry enum values verbatim (`cc-size--L`, `cc-color--MUTED`,
 `cc-badge--GREEN`, `cc-divider--XS`, `cc-spacer--XL`), styled by `static/cards/cards.css`.
 """
 
@@ -17,9 +19,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import nh3
-from django.template.loader import render_to_string
+from django.core.cache import cache
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
+
+from cards.models import CardInstance
 
 TEXT_SIZES = ("S", "M", "L")
 TEXT_COLORS = ("NORMAL", "MUTED", "SUCCESS", "WARNING", "ERROR")
@@ -28,6 +33,13 @@ SPACING_SIZES = ("XS", "S", "M", "L", "XL")
 MARKDOWN_LINK_SCHEMES = ("http", "https", "mailto")
 
 WORKFLOWS_UNAVAILABLE = "Workflows are not available yet"
+
+# Part of every cache key of rendered card HTML: bump it when the markup of a component or
+# of the card chrome changes, so no page mixes old and new markup after a deploy.
+RENDER_VERSION = 1
+# Rendered HTML is keyed by what it was rendered from, so an entry is never wrong, only
+# unused once its card changes; this just bounds how long unused ones linger.
+RENDERED_CACHE_SECONDS = 24 * 3600
 
 # Inline parsing only, and only these rules: bold/italic (emphasis), links, plain text,
 # line breaks, backslash escapes and entities. Everything else (headings, lists, code,
@@ -115,17 +127,32 @@ def _choice(value: Any, choices: Iterable[str], default: str) -> str:
     return value if isinstance(value, str) and value in choices else default
 
 
+# Each renderer ends its element with a newline, as the component templates it replaced
+# did: between inline elements (badges, buttons) that newline is the space agents see.
+_COPY_ICON = mark_safe(  # noqa: S308  (a constant)
+    '<svg class="cc-icon" viewBox="0 0 16 16" width="12" height="12" aria-hidden="true" '
+    'focusable="false"><rect x="5" y="5" width="9" height="9" rx="1.5" fill="none" '
+    'stroke="currentColor" stroke-width="1.5"/><path d="M11 5V3.5A1.5 1.5 0 0 0 9.5 2h-6A1.5 '
+    '1.5 0 0 0 2 3.5v6A1.5 1.5 0 0 0 3.5 11H5" fill="none" stroke="currentColor" '
+    'stroke-width="1.5"/></svg>'
+)
+_LINK_ICON = mark_safe(  # noqa: S308  (a constant)
+    '<svg class="cc-icon" viewBox="0 0 16 16" width="12" height="12" aria-hidden="true" '
+    'focusable="false"><path d="M6 3H3v10h10v-3M9 2h5v5M14 2 7 9" fill="none" '
+    'stroke="currentColor" stroke-width="1.5" stroke-linecap="round" '
+    'stroke-linejoin="round"/></svg>'
+)
+
+
 def _render_text(data: dict) -> str:
     text = _text(data.get("text"))
     if text is None:
         return ""
-    return render_to_string(
-        "cards/components/text.html",
-        {
-            "html": markdown_to_html(text),
-            "size": _choice(data.get("textSize"), TEXT_SIZES, "M"),
-            "color": _choice(data.get("textColor"), TEXT_COLORS, "NORMAL"),
-        },
+    return format_html(
+        '<div class="cc-text cc-size--{} cc-color--{}">{}</div>\n',
+        _choice(data.get("textSize"), TEXT_SIZES, "M"),
+        _choice(data.get("textColor"), TEXT_COLORS, "NORMAL"),
+        markdown_to_html(text),
     )
 
 
@@ -133,13 +160,11 @@ def _render_plain_text(data: dict) -> str:
     text = _text(data.get("plainText"))
     if text is None:
         return ""
-    return render_to_string(
-        "cards/components/plain_text.html",
-        {
-            "text": text,
-            "size": _choice(data.get("plainTextSize"), TEXT_SIZES, "M"),
-            "color": _choice(data.get("plainTextColor"), TEXT_COLORS, "NORMAL"),
-        },
+    return format_html(
+        '<div class="cc-plain-text cc-size--{} cc-color--{}">{}</div>\n',
+        _choice(data.get("plainTextSize"), TEXT_SIZES, "M"),
+        _choice(data.get("plainTextColor"), TEXT_COLORS, "NORMAL"),
+        text,
     )
 
 
@@ -147,30 +172,36 @@ def _render_badge(data: dict) -> str:
     label = _text(data.get("badgeLabel"))
     if label is None:
         return ""
-    return render_to_string(
-        "cards/components/badge.html",
-        {"label": label, "color": _choice(data.get("badgeColor"), BADGE_COLORS, "GREY")},
-    )
+    color = _choice(data.get("badgeColor"), BADGE_COLORS, "GREY")
+    return format_html('<span class="cc-badge cc-badge--{}">{}</span>\n', color, label)
 
 
 def _render_divider(data: dict) -> str:
     size = _choice(data.get("dividerSpacingSize"), SPACING_SIZES, "S")
-    return render_to_string("cards/components/divider.html", {"size": size})
+    return format_html('<hr class="cc-divider cc-divider--{}">\n', size)
 
 
 def _render_spacer(data: dict) -> str:
     # spacerSize is required; a missing one (impossible after validation) falls back to M.
     size = _choice(data.get("spacerSize"), SPACING_SIZES, "M")
-    return render_to_string("cards/components/spacer.html", {"size": size})
+    return format_html('<div class="cc-spacer cc-spacer--{}" aria-hidden="true"></div>\n', size)
 
 
 def _render_link_button(data: dict) -> str:
     label = _text(data.get("linkButtonLabel"))
     if label is None:
         return ""
-    return render_to_string(
-        "cards/components/link_button.html",
-        {"label": label, "url": safe_link_url(data.get("linkButtonUrl"))},
+    url = safe_link_url(data.get("linkButtonUrl"))
+    if url is None:
+        return format_html(
+            '<span class="cc-button cc-link-button cc-link-button--inert">{}</span>\n', label
+        )
+    return format_html(
+        '<a class="cc-button cc-link-button" href="{}" target="_blank" '
+        'rel="noopener noreferrer">{}{}</a>\n',
+        url,
+        label,
+        _LINK_ICON,
     )
 
 
@@ -179,8 +210,14 @@ def _render_copy_button(data: dict) -> str:
     if value is None:
         return ""
     tooltip = _text(data.get("copyButtonTooltipLabel")) or value
-    return render_to_string(
-        "cards/components/copy_button.html", {"value": value, "tooltip": tooltip}
+    return format_html(
+        '<button type="button" class="cc-button cc-copy" data-copy-value="{}" title="{}" '
+        'aria-label="{}"><span class="cc-copy__value">{}</span>{}</button>\n',
+        value,
+        tooltip,
+        tooltip,
+        value,
+        _COPY_ICON,
     )
 
 
@@ -190,9 +227,16 @@ def _render_workflow_button(data: dict) -> str:
         return ""
     identifier = data.get("workflowButtonWorkflowIdentifier")
     workflow_id = _text(identifier.get("workflowId")) if isinstance(identifier, dict) else None
-    return render_to_string(
-        "cards/components/workflow_button.html",
-        {"label": label, "workflow_id": workflow_id or "", "tooltip": WORKFLOWS_UNAVAILABLE},
+    # Disabled buttons get no pointer events in some browsers, so the wrapper carries the
+    # tooltip too.
+    return format_html(
+        '<span class="cc-workflow" title="{}"><button type="button" '
+        'class="cc-button cc-workflow-button" disabled title="{}" data-workflow-id="{}">{}'
+        "</button></span>\n",
+        WORKFLOWS_UNAVAILABLE,
+        WORKFLOWS_UNAVAILABLE,
+        workflow_id or "",
+        label,
     )
 
 
@@ -201,14 +245,19 @@ def _render_row(data: dict) -> str:
     aside = _render_list(data.get("rowAsideContent"), _LEAF_RENDERERS)
     if not main and not aside:
         return ""
-    return render_to_string("cards/components/row.html", {"main": main, "aside": aside})
+    return format_html(
+        '<div class="cc-row"><div class="cc-row__main">{}</div>'
+        '<div class="cc-row__aside">{}</div></div>\n',
+        main,
+        aside,
+    )
 
 
 def _render_container(data: dict) -> str:
     content = _render_list(data.get("containerContent"), _CONTAINER_RENDERERS)
     if not content:
         return ""
-    return render_to_string("cards/components/container.html", {"content": content})
+    return format_html('<div class="cc-container">{}</div>\n', content)
 
 
 _Renderer = Callable[[dict], str]
@@ -249,7 +298,7 @@ def _render_one(component: Any, renderers: dict[str, _Renderer]) -> str:
 def _render_list(components: Any, renderers: dict[str, _Renderer]) -> SafeString:
     if not isinstance(components, list):
         return mark_safe("")  # noqa: S308
-    # Every piece comes from an auto-escaping template, so joining them stays safe.
+    # Every piece comes from format_html, so joining them stays safe.
     return mark_safe("".join(_render_one(c, renderers) for c in components))  # noqa: S308
 
 
@@ -260,12 +309,22 @@ def render_components(components: list[dict] | None) -> SafeString:
     """
     if components is None or not isinstance(components, list):
         return mark_safe("")  # noqa: S308
-    return mark_safe(  # noqa: S308
-        render_to_string(
-            "cards/components/components.html",
-            {
-                "content": _render_list(components, _TOP_LEVEL_RENDERERS),
-                "is_empty": not components,
-            },
-        )
-    )
+    if not components:
+        content = mark_safe('<p class="cc-empty">Nothing to show</p>')  # noqa: S308
+    else:
+        content = _render_list(components, _TOP_LEVEL_RENDERERS)
+    return format_html('<div class="cc-components">{}</div>\n', content)
+
+
+def render_instance_components(instance: CardInstance) -> SafeString:
+    """`render_components` of a stored card instance, cached by the instance's version.
+
+    An instance's components change only with a store, which moves `updated_at`, so
+    (pk, updated_at) names them exactly: a page of cached cards renders no component.
+    """
+    key = f"cards:components:{RENDER_VERSION}:{instance.pk}:{instance.updated_at.timestamp()}"
+    html = cache.get(key)
+    if html is None:
+        html = str(render_components(instance.components))
+        cache.set(key, html, RENDERED_CACHE_SECONDS)
+    return mark_safe(html)  # noqa: S308  (rendered above, by render_components)

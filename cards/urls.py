@@ -10,6 +10,8 @@ urlpatterns = [
     # Agent card views (SPEC §7). Reload-all comes first: it also answers GET for a card
     # whose key is "reload".
     path("customers/<int:pk>/cards/reload/", views.cards_reload_all, name="cards-reload"),
+    # The page's one long-poll for its cards (outside cards/<key>/: any key is valid there).
+    path("customers/<int:pk>/card-updates/", views.card_updates, name="updates"),
     path("customers/<int:pk>/cards/<str:key>/", views.card_fragment, name="card"),
     path("customers/<int:pk>/cards/<str:key>/reload/", views.card_reload, name="card-reload"),
     # Integrator tools: the public JSON Schema, the staff playground and config preview.

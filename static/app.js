@@ -1,4 +1,4 @@
-// Agent pages: CSRF for htmx, copy buttons, relative times, retry after network errors.
+// Agent pages: CSRF for htmx, the cards poller, copy buttons, relative times.
 // Loaded as a file (the Content-Security-Policy allows no inline script).
 (function () {
   "use strict";
@@ -11,19 +11,30 @@
     }
   });
 
-  // A card request that failed (server restarting, network gone) asks again later
-  // instead of leaving the card spinning. Only card elements poll, so only they retry.
+  // The page's poller (#cards-poller) is its one request for card updates.
+  function isPoller(elt) {
+    return !!(elt && elt.classList && elt.classList.contains("cc-poller"));
+  }
+
+  // A poller whose request failed (server restarting, network gone) asks again later
+  // instead of leaving its cards spinning; they are marked offline meanwhile.
   var RETRY_MS = 15000;
   function retryLater(event) {
-    var card = event.detail && event.detail.elt;
-    if (!card || !card.classList || !card.classList.contains("cc-card")) return;
-    card.classList.add("cc-card--offline");
+    var poller = event.detail && event.detail.elt;
+    if (!isPoller(poller)) return;
+    document.querySelectorAll('.cc-card[data-card-state="loading"]').forEach(function (card) {
+      card.classList.add("cc-card--offline");
+    });
     window.setTimeout(function () {
-      if (document.body.contains(card)) window.htmx.trigger(card, "card-retry");
+      if (document.body.contains(poller)) window.htmx.trigger(poller, "card-retry");
     }, RETRY_MS);
   }
   document.addEventListener("htmx:sendError", retryLater);
   document.addEventListener("htmx:responseError", retryLater);
+
+  // A reload (one card or all) may replace the poller while its long-poll runs. That
+  // request is left to finish: its target is gone, so its next poller is dropped, and the
+  // cards it carries are only ever newer than the page's (aborting it would log an error).
 
   // Copy buttons: component copy buttons (.cc-copy) and the customer's details.
   var COPIED_MS = 1500;
@@ -69,7 +80,9 @@
     );
   });
 
-  // "loaded 3 minutes ago" stays true while the page is open (same words as naturaltime).
+  // "loaded 3 minutes ago": written here, from <time datetime>, so the server's card HTML
+  // never depends on the clock (it is cached); kept true while the page is open. Same
+  // words as Django's naturaltime.
   function plural(n, one, many) {
     return n === 1 ? one : n + "\u00a0" + many;
   }
@@ -84,11 +97,19 @@
     var days = Math.floor(hours / 24);
     return plural(days, "1\u00a0day", "days") + " ago";
   }
-  function refreshTimes() {
-    document.querySelectorAll("time[data-relative]").forEach(function (time) {
+  function refreshTimes(root) {
+    var times = root.querySelectorAll ? root.querySelectorAll("time[data-relative]") : [];
+    Array.prototype.forEach.call(times, function (time) {
       var date = new Date(time.getAttribute("datetime"));
       if (!isNaN(date.getTime())) time.textContent = relative(date);
     });
   }
-  window.setInterval(refreshTimes, 15000);
+  refreshTimes(document);
+  // htmx:load fires on every element htmx adds: swapped and out-of-band cards alike.
+  document.addEventListener("htmx:load", function (event) {
+    refreshTimes(event.target);
+  });
+  window.setInterval(function () {
+    refreshTimes(document);
+  }, 15000);
 })();

@@ -151,6 +151,36 @@ def test_the_reload_buttons_reload_one_card_alone_or_all(login, card_api):
     assert session.errors == []
 
 
+def test_a_reload_while_another_card_is_loading_loses_neither(login, card_api):
+    customer = CustomerFactory()
+    CardConfigFactory(key="plan", title="Plan", api_url=card_api.url, order=0)
+    CardConfigFactory(key="slow", title="Slow", api_url=card_api.server.url_for("/slow"), order=1)
+    VersionedApi(card_api)
+    gate = threading.Event()
+
+    def slow_api(request: Request) -> Response:
+        gate.wait(timeout=10)
+        body = json.dumps({"cards": [card("slow", [{"componentText": {"text": "slow one"}}])]})
+        return Response(body, content_type="application/json")
+
+    card_api.server.expect_request("/slow", method="POST").respond_with_handler(slow_api)
+    session = login()
+    page = session.page
+    session.open(f"/customers/{customer.pk}/")
+    card_locator(page, "plan", "loaded").wait_for(timeout=TIMEOUT_MS)
+    assert card_locator(page, "slow", "loading").count() == 1  # the poller waits for it
+
+    # The reload's answer replaces the page's poller while its long-poll is running.
+    card_locator(page, "plan").locator(".cc-card__reload").click()
+    card_locator(page, "plan").get_by_text("plan version 2").wait_for(timeout=TIMEOUT_MS)
+    gate.set()
+
+    card_locator(page, "slow", "loaded").get_by_text("slow one").wait_for(timeout=TIMEOUT_MS)
+    assert card_api.keys_requested == [["plan"], ["plan"]]
+    assert page.locator("#cards-poller").count() == 1
+    assert session.errors == []
+
+
 # Each payload sets window.__xss (or opens a dialog) if it ever runs.
 XSS_PAYLOADS = [
     "<script>window.__xss=1</script>",
