@@ -103,17 +103,16 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "customers:directory"
 LOGOUT_REDIRECT_URL = "login"
-# Rendered card HTML (about 50 entries per customer page) and sessions, per process.
+# Rendered card HTML (about 50 entries per customer page), per process: entries are keyed
+# by the versions they render, so a stale entry is never read, only evicted.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "OPTIONS": {"MAX_ENTRIES": 5000},
     }
 }
-# Every agent request reads the session: from the cache, the database only on a miss.
-# The cache is per process, so with several web processes a session ended in one
-# (logout) stays readable in the others' memory until evicted or expired.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions stay in the database (Django's default), not in that per-process cache: a
+# logout in one web process must end the session in every other one at once.
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
