@@ -2,14 +2,12 @@
 
 Components arrive as the plain dicts a card API sent, already validated, so optional
 fields may be missing (their SPEC defaults are applied here) or `None`. Everything in them
-is untrusted: every value goes through `format_html` (which escapes it), markdown goes
-through markdown-it-py and then nh3, and link-button URLs are checked. A shape this module
-does not understand renders nothing, because a validation gap must never become a broken
-or unsafe agent page.
+is untrusted: templates auto-escape, markdown goes through markdown-it-py and then nh3, and
+link-button URLs are checked. A shape this module does not understand renders nothing,
+because a validation gap must never become a broken or unsafe agent page.
 
-Each component has one small renderer here (`format_html` rather than a template each: a
-card has dozens of components, and a template render costs ten times as much); CSS classes
-use the `cc-` prefix and carry enum values verbatim (`cc-size--L`, `cc-color--MUTED`,
+Each component has one template under `templates/cards/components/`; CSS classes use the
+`cc-` prefix and carry enum values verbatim (`cc-size--L`, `cc-color--MUTED`,
 `cc-badge--GREEN`, `cc-divider--XS`, `cc-spacer--XL`), styled by `static/cards/cards.css`.
 """
 
@@ -20,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import nh3
 from django.core.cache import cache
-from django.utils.html import format_html
+from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 
@@ -127,32 +125,17 @@ def _choice(value: Any, choices: Iterable[str], default: str) -> str:
     return value if isinstance(value, str) and value in choices else default
 
 
-# Each renderer ends its element with a newline, as the component templates it replaced
-# did: between inline elements (badges, buttons) that newline is the space agents see.
-_COPY_ICON = mark_safe(  # noqa: S308  (a constant)
-    '<svg class="cc-icon" viewBox="0 0 16 16" width="12" height="12" aria-hidden="true" '
-    'focusable="false"><rect x="5" y="5" width="9" height="9" rx="1.5" fill="none" '
-    'stroke="currentColor" stroke-width="1.5"/><path d="M11 5V3.5A1.5 1.5 0 0 0 9.5 2h-6A1.5 '
-    '1.5 0 0 0 2 3.5v6A1.5 1.5 0 0 0 3.5 11H5" fill="none" stroke="currentColor" '
-    'stroke-width="1.5"/></svg>'
-)
-_LINK_ICON = mark_safe(  # noqa: S308  (a constant)
-    '<svg class="cc-icon" viewBox="0 0 16 16" width="12" height="12" aria-hidden="true" '
-    'focusable="false"><path d="M6 3H3v10h10v-3M9 2h5v5M14 2 7 9" fill="none" '
-    'stroke="currentColor" stroke-width="1.5" stroke-linecap="round" '
-    'stroke-linejoin="round"/></svg>'
-)
-
-
 def _render_text(data: dict) -> str:
     text = _text(data.get("text"))
     if text is None:
         return ""
-    return format_html(
-        '<div class="cc-text cc-size--{} cc-color--{}">{}</div>\n',
-        _choice(data.get("textSize"), TEXT_SIZES, "M"),
-        _choice(data.get("textColor"), TEXT_COLORS, "NORMAL"),
-        markdown_to_html(text),
+    return render_to_string(
+        "cards/components/text.html",
+        {
+            "html": markdown_to_html(text),
+            "size": _choice(data.get("textSize"), TEXT_SIZES, "M"),
+            "color": _choice(data.get("textColor"), TEXT_COLORS, "NORMAL"),
+        },
     )
 
 
@@ -160,11 +143,13 @@ def _render_plain_text(data: dict) -> str:
     text = _text(data.get("plainText"))
     if text is None:
         return ""
-    return format_html(
-        '<div class="cc-plain-text cc-size--{} cc-color--{}">{}</div>\n',
-        _choice(data.get("plainTextSize"), TEXT_SIZES, "M"),
-        _choice(data.get("plainTextColor"), TEXT_COLORS, "NORMAL"),
-        text,
+    return render_to_string(
+        "cards/components/plain_text.html",
+        {
+            "text": text,
+            "size": _choice(data.get("plainTextSize"), TEXT_SIZES, "M"),
+            "color": _choice(data.get("plainTextColor"), TEXT_COLORS, "NORMAL"),
+        },
     )
 
 
@@ -172,36 +157,30 @@ def _render_badge(data: dict) -> str:
     label = _text(data.get("badgeLabel"))
     if label is None:
         return ""
-    color = _choice(data.get("badgeColor"), BADGE_COLORS, "GREY")
-    return format_html('<span class="cc-badge cc-badge--{}">{}</span>\n', color, label)
+    return render_to_string(
+        "cards/components/badge.html",
+        {"label": label, "color": _choice(data.get("badgeColor"), BADGE_COLORS, "GREY")},
+    )
 
 
 def _render_divider(data: dict) -> str:
     size = _choice(data.get("dividerSpacingSize"), SPACING_SIZES, "S")
-    return format_html('<hr class="cc-divider cc-divider--{}">\n', size)
+    return render_to_string("cards/components/divider.html", {"size": size})
 
 
 def _render_spacer(data: dict) -> str:
     # spacerSize is required; a missing one (impossible after validation) falls back to M.
     size = _choice(data.get("spacerSize"), SPACING_SIZES, "M")
-    return format_html('<div class="cc-spacer cc-spacer--{}" aria-hidden="true"></div>\n', size)
+    return render_to_string("cards/components/spacer.html", {"size": size})
 
 
 def _render_link_button(data: dict) -> str:
     label = _text(data.get("linkButtonLabel"))
     if label is None:
         return ""
-    url = safe_link_url(data.get("linkButtonUrl"))
-    if url is None:
-        return format_html(
-            '<span class="cc-button cc-link-button cc-link-button--inert">{}</span>\n', label
-        )
-    return format_html(
-        '<a class="cc-button cc-link-button" href="{}" target="_blank" '
-        'rel="noopener noreferrer">{}{}</a>\n',
-        url,
-        label,
-        _LINK_ICON,
+    return render_to_string(
+        "cards/components/link_button.html",
+        {"label": label, "url": safe_link_url(data.get("linkButtonUrl"))},
     )
 
 
@@ -210,14 +189,8 @@ def _render_copy_button(data: dict) -> str:
     if value is None:
         return ""
     tooltip = _text(data.get("copyButtonTooltipLabel")) or value
-    return format_html(
-        '<button type="button" class="cc-button cc-copy" data-copy-value="{}" title="{}" '
-        'aria-label="{}"><span class="cc-copy__value">{}</span>{}</button>\n',
-        value,
-        tooltip,
-        tooltip,
-        value,
-        _COPY_ICON,
+    return render_to_string(
+        "cards/components/copy_button.html", {"value": value, "tooltip": tooltip}
     )
 
 
@@ -227,16 +200,9 @@ def _render_workflow_button(data: dict) -> str:
         return ""
     identifier = data.get("workflowButtonWorkflowIdentifier")
     workflow_id = _text(identifier.get("workflowId")) if isinstance(identifier, dict) else None
-    # Disabled buttons get no pointer events in some browsers, so the wrapper carries the
-    # tooltip too.
-    return format_html(
-        '<span class="cc-workflow" title="{}"><button type="button" '
-        'class="cc-button cc-workflow-button" disabled title="{}" data-workflow-id="{}">{}'
-        "</button></span>\n",
-        WORKFLOWS_UNAVAILABLE,
-        WORKFLOWS_UNAVAILABLE,
-        workflow_id or "",
-        label,
+    return render_to_string(
+        "cards/components/workflow_button.html",
+        {"label": label, "workflow_id": workflow_id or "", "tooltip": WORKFLOWS_UNAVAILABLE},
     )
 
 
@@ -245,19 +211,14 @@ def _render_row(data: dict) -> str:
     aside = _render_list(data.get("rowAsideContent"), _LEAF_RENDERERS)
     if not main and not aside:
         return ""
-    return format_html(
-        '<div class="cc-row"><div class="cc-row__main">{}</div>'
-        '<div class="cc-row__aside">{}</div></div>\n',
-        main,
-        aside,
-    )
+    return render_to_string("cards/components/row.html", {"main": main, "aside": aside})
 
 
 def _render_container(data: dict) -> str:
     content = _render_list(data.get("containerContent"), _CONTAINER_RENDERERS)
     if not content:
         return ""
-    return format_html('<div class="cc-container">{}</div>\n', content)
+    return render_to_string("cards/components/container.html", {"content": content})
 
 
 _Renderer = Callable[[dict], str]
@@ -298,7 +259,7 @@ def _render_one(component: Any, renderers: dict[str, _Renderer]) -> str:
 def _render_list(components: Any, renderers: dict[str, _Renderer]) -> SafeString:
     if not isinstance(components, list):
         return mark_safe("")  # noqa: S308
-    # Every piece comes from format_html, so joining them stays safe.
+    # Every piece comes from an auto-escaping template, so joining them stays safe.
     return mark_safe("".join(_render_one(c, renderers) for c in components))  # noqa: S308
 
 
@@ -309,11 +270,15 @@ def render_components(components: list[dict] | None) -> SafeString:
     """
     if components is None or not isinstance(components, list):
         return mark_safe("")  # noqa: S308
-    if not components:
-        content = mark_safe('<p class="cc-empty">Nothing to show</p>')  # noqa: S308
-    else:
-        content = _render_list(components, _TOP_LEVEL_RENDERERS)
-    return format_html('<div class="cc-components">{}</div>\n', content)
+    return mark_safe(  # noqa: S308
+        render_to_string(
+            "cards/components/components.html",
+            {
+                "content": _render_list(components, _TOP_LEVEL_RENDERERS),
+                "is_empty": not components,
+            },
+        )
+    )
 
 
 def render_instance_components(instance: CardInstance) -> SafeString:
