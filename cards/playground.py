@@ -14,13 +14,13 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 
+from cards.display import AGENT_REASONS
 from cards.example_api import CARD_BUILDERS, CARD_TITLES, example_cards
 from cards.models import CardInstance
 from cards.outcomes import CardOutcome
 from cards.preview import card_response_judge
 from cards.rendering import render_components
 from cards.schema import Problem, validate_components, validate_response
-from cards.views import AGENT_REASONS
 
 ErrorKind = CardInstance.ErrorKind
 CARD_FRAME_TEMPLATE = "admin/cards/cardconfig/_card_frame.html"

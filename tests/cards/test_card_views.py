@@ -20,9 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 from werkzeug import Request, Response
 
+from cards.display import AGENT_REASONS, UNAVAILABLE_NOTICE
 from cards.models import CardInstance
-from cards.views import AGENT_REASONS, RETRY_AFTER_SECONDS, UNAVAILABLE_NOTICE
-from cards.waiting import START_GRACE_SECONDS, card_version, cards_wait
+from cards.waiting import RETRY_AFTER_SECONDS, START_GRACE_SECONDS, card_version, cards_wait
 from tests.cards.cardapi import card
 from tests.factories import CardConfigFactory, CardInstanceFactory, CustomerFactory, UserFactory
 
