@@ -38,30 +38,6 @@
 
   // Copy buttons: component copy buttons (.cc-copy) and the customer's details.
   var COPIED_MS = 1500;
-  function copyWithTextarea(value) {
-    var area = document.createElement("textarea");
-    area.value = value;
-    area.setAttribute("readonly", "");
-    area.className = "app-offscreen";
-    document.body.appendChild(area);
-    area.select();
-    var ok = false;
-    try {
-      ok = document.execCommand("copy");
-    } catch (e) {
-      ok = false;
-    }
-    document.body.removeChild(area);
-    return ok ? Promise.resolve() : Promise.reject(new Error("copy failed"));
-  }
-  function copy(value) {
-    if (navigator.clipboard && window.isSecureContext) {
-      return navigator.clipboard.writeText(value).catch(function () {
-        return copyWithTextarea(value);
-      });
-    }
-    return copyWithTextarea(value);
-  }
   function flag(button, className) {
     button.classList.remove("is-copied", "is-copy-failed");
     button.classList.add(className);
@@ -74,7 +50,7 @@
     var button = event.target.closest("[data-copy-value]");
     if (!button) return;
     event.preventDefault();
-    copy(button.getAttribute("data-copy-value")).then(
+    window.cardsCopy(button.getAttribute("data-copy-value")).then(
       function () { flag(button, "is-copied"); },
       function () { flag(button, "is-copy-failed"); }
     );

@@ -4,29 +4,6 @@
 (function () {
   "use strict";
 
-  function copyText(value) {
-    if (navigator.clipboard && window.isSecureContext) {
-      return navigator.clipboard.writeText(value);
-    }
-    return new Promise(function (resolve, reject) {
-      var area = document.createElement("textarea");
-      area.value = value;
-      area.setAttribute("readonly", "");
-      area.className = "ci-offscreen";
-      document.body.appendChild(area);
-      area.select();
-      var ok = false;
-      try {
-        ok = document.execCommand("copy");
-      } catch (e) {
-        ok = false;
-      }
-      document.body.removeChild(area);
-      if (ok) resolve();
-      else reject(new Error("copy failed"));
-    });
-  }
-
   function csrfToken(form) {
     var input = form.querySelector('input[name="csrfmiddlewaretoken"]');
     return input ? input.value : "";
@@ -78,7 +55,7 @@
       if (curlButton) {
         var curl = result.querySelector("[data-curl]");
         var note = result.querySelector("[data-copy-status]");
-        copyText(curl ? curl.textContent : "").then(
+        window.cardsCopy(curl ? curl.textContent : "").then(
           function () {
             if (note) note.textContent = "Copied.";
           },
@@ -91,7 +68,7 @@
       // Copy buttons inside the rendered card work as they do for agents.
       var copyButton = event.target.closest(".cc-copy");
       if (copyButton) {
-        copyText(copyButton.dataset.copyValue || "").then(function () {
+        window.cardsCopy(copyButton.dataset.copyValue || "").then(function () {
           copyButton.classList.add("is-copied");
           window.setTimeout(function () {
             copyButton.classList.remove("is-copied");
