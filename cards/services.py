@@ -1,12 +1,14 @@
-"""Writes: claiming, loading, storing, invalidating and purging card instances (SPEC §6, §7).
+"""Writes: claiming, loading, storing and purging card instances (SPEC §6, §7).
 
 One path for every caller (pages, tasks, admin, commands):
 
     card_configs_enabled -> cards_claim -> batches_for -> _fetch_batch (threads, no DB)
         -> outcomes_for -> _store_outcomes
 
-Loads are started either in the foreground (`cards_load`) or in the background
-(`cards_enqueue_stale`, which hands batches to Celery or to the in-process pool).
+Loads run either in the foreground (`cards_load`) or in the background:
+`cards_enqueue_stale` claims in the caller's request and hands one task per batch to
+Celery or to the in-process pool; the task takes the claim over
+(`cards_claim_take_over`) and runs `cards_load` on what it took.
 """
 
 import logging
