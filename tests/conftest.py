@@ -81,3 +81,14 @@ def make_httpserver():
     server.clear()
     if server.is_running():
         server.stop()
+
+
+@pytest.fixture
+def connects():
+    """Every (host, port) the test connects to; a connection off loopback is blocked.
+
+    Modules that talk HTTP use it for every test (`pytestmark`); see tests/cards/netaudit.py.
+    """
+    from tests.cards.netaudit import connects_recorded
+
+    yield from connects_recorded()

@@ -10,12 +10,10 @@ import contextlib
 import datetime
 import hashlib
 import hmac
-import ipaddress
 import json
 import socket
 import ssl
 import struct
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,48 +27,16 @@ from cryptography.x509.oid import NameOID
 from werkzeug import Request, Response
 
 from cards import __version__
-from cards.http import build_request_body, build_request_headers, check_url, post_cards
+from cards.http import build_request_body, build_request_headers, post_cards
 from cards.signing import verify_signature
+from tests.cards.netaudit import post
 from tests.factories import CustomerFactory, TenantFactory
+
+# Every connection is recorded, and any that would leave loopback blocked.
+pytestmark = pytest.mark.usefixtures("connects")
 
 BODY = b'{"cardKeys":["plan"]}'
 USER_AGENT = f"CustomerCards/{__version__} (+https://github.com/customer-cards)"
-
-# --- Every connection these tests make, seen by an audit hook --------------------------
-
-_connects: list | None = None
-_hook_installed = False
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _audit(event: str, args: tuple) -> None:
-    if event != "socket.connect" or _connects is None:
-        return
-    address = args[1]
-    if isinstance(address, tuple):
-        _connects.append(address[:2])
-        if not _is_loopback(address[0]):
-            # Raising from an audit hook aborts the connect: no packet leaves.
-            raise ConnectionAbortedError(f"test blocked a real connection to {address}")
-
-
-@pytest.fixture(autouse=True)
-def connects():
-    """The (host, port) of every socket.connect during the test; non-loopback is blocked."""
-    global _connects, _hook_installed
-    if not _hook_installed:
-        sys.addaudithook(_audit)  # audit hooks cannot be removed: it idles between tests
-        _hook_installed = True
-    _connects = []
-    yield _connects
-    _connects = None
-
 
 # --- Raw servers for misbehaviour -------------------------------------------------------
 
@@ -210,10 +176,6 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def _post(url: str, body: bytes = BODY):
-    return post_cards(url=url, headers=build_request_headers(configured=[], body=body), body=body)
-
-
 # --- Request body and headers (SPEC §3) -------------------------------------------------
 
 
@@ -325,7 +287,7 @@ def test_it_sends_the_bare_body_hmac_in_compatibility_mode(httpserver, settings)
     settings.CARDS_SIGNATURE_MODE = "body"
     httpserver.expect_request("/cards").respond_with_json({"cards": []})
 
-    exchange = _post(httpserver.url_for("/cards"))
+    exchange = post(httpserver.url_for("/cards"))
 
     assert exchange.error_kind is None
     received, _ = httpserver.log[0]
@@ -337,7 +299,7 @@ def test_it_sends_no_signature_header_without_a_secret(httpserver, settings):
     settings.CARDS_SIGNING_SECRETS = []
     httpserver.expect_request("/cards").respond_with_json({"cards": []})
 
-    _post(httpserver.url_for("/cards"))
+    post(httpserver.url_for("/cards"))
 
     received, _ = httpserver.log[0]
     assert "Cards-Signature" not in received.headers
@@ -349,7 +311,7 @@ def test_it_keeps_the_host_name_in_the_host_header_while_connecting_to_the_check
     httpserver.expect_request("/cards").respond_with_json({"cards": []})
     url = f"http://localhost:{httpserver.port}/cards"
 
-    exchange = _post(url)
+    exchange = post(url)
 
     assert exchange.error_kind is None
     received, _ = httpserver.log[0]
@@ -367,7 +329,7 @@ def test_it_does_not_follow_redirects(httpserver):
     )
     httpserver.expect_request("/elsewhere").respond_with_json({"cards": []})
 
-    exchange = _post(httpserver.url_for("/cards"))
+    exchange = post(httpserver.url_for("/cards"))
 
     assert (exchange.status_code, exchange.error_kind) == (302, None)
     assert exchange.response_headers["Location"] == elsewhere
@@ -377,7 +339,7 @@ def test_it_does_not_follow_redirects(httpserver):
 def test_it_captures_the_body_of_a_server_error(httpserver):
     httpserver.expect_request("/cards").respond_with_data("database is down", status=500)
 
-    exchange = _post(httpserver.url_for("/cards"))
+    exchange = post(httpserver.url_for("/cards"))
 
     assert (exchange.status_code, exchange.error_kind) == (500, None)
     assert exchange.response_body == b"database is down"
@@ -387,7 +349,7 @@ def test_it_accepts_a_body_exactly_at_the_limit(httpserver, settings):
     settings.CARDS_MAX_RESPONSE_BYTES = 10_000
     httpserver.expect_request("/cards").respond_with_data(b"x" * 10_000)
 
-    exchange = _post(httpserver.url_for("/cards"))
+    exchange = post(httpserver.url_for("/cards"))
 
     assert exchange.error_kind is None
     assert len(exchange.response_body) == 10_000
@@ -398,7 +360,7 @@ def test_it_refuses_a_body_over_the_limit_by_content_length_without_reading_it(s
 
     with RawServer(_declared_huge) as server:
         started = time.monotonic()
-        exchange = _post(server.url)
+        exchange = post(server.url)
         elapsed = time.monotonic() - started
 
     assert exchange.error_kind == "RESPONSE_BODY"
@@ -414,7 +376,7 @@ def test_it_refuses_a_chunked_body_once_it_grows_over_the_limit(settings):
     settings.CARDS_MAX_RESPONSE_BYTES = 100_000
 
     with RawServer(_endless_chunks) as server:
-        exchange = _post(server.url)
+        exchange = post(server.url)
 
     assert exchange.error_kind == "RESPONSE_BODY"
     assert exchange.error_message.startswith(
@@ -430,7 +392,7 @@ def test_it_refuses_a_chunked_body_once_it_grows_over_the_limit(settings):
 def test_it_times_out_a_server_that_never_answers(settings):
     with RawServer(_silent) as server:
         started = time.monotonic()
-        exchange = _post(server.url)
+        exchange = post(server.url)
         elapsed = time.monotonic() - started
 
     assert exchange.error_kind == "TIMEOUT"
@@ -447,7 +409,7 @@ def test_it_cuts_a_trickling_server_at_the_deadline_not_per_read(settings, handl
 
     with RawServer(handler) as server:
         started = time.monotonic()
-        exchange = _post(server.url)
+        exchange = post(server.url)
         elapsed = time.monotonic() - started
 
     assert exchange.error_kind == "TIMEOUT"
@@ -459,9 +421,9 @@ def test_it_cuts_a_trickling_answer_on_a_reused_pooled_connection(settings, conn
     settings.CARDS_REQUEST_TIMEOUT_SECONDS = 1.0
 
     with RawServer(_answer_then_trickle_on_the_same_connection) as server:
-        first = _post(server.url)
+        first = post(server.url)
         started = time.monotonic()
-        second = _post(server.url)
+        second = post(server.url)
         elapsed = time.monotonic() - started
 
     assert (first.error_kind, first.response_body) == (None, b"ok")
@@ -475,7 +437,7 @@ def test_it_times_out_a_tls_handshake_that_never_completes(settings):
 
     with RawServer(_silent) as server:
         started = time.monotonic()
-        exchange = _post(f"https://127.0.0.1:{server.port}/cards")
+        exchange = post(f"https://127.0.0.1:{server.port}/cards")
         elapsed = time.monotonic() - started
 
     assert exchange.error_kind == "TIMEOUT"
@@ -488,8 +450,8 @@ def test_concurrent_exchanges_each_get_their_own_answer_and_deadline(httpserver,
         httpserver.expect_request(f"/cards/{n}").respond_with_data(f"answer {n}")
 
     with RawServer(_trickle_body) as slow, ThreadPoolExecutor(max_workers=7) as pool:
-        stuck = pool.submit(_post, slow.url)
-        quick = [pool.submit(_post, httpserver.url_for(f"/cards/{n}")) for n in range(6)]
+        stuck = pool.submit(post, slow.url)
+        quick = [pool.submit(post, httpserver.url_for(f"/cards/{n}")) for n in range(6)]
         answers = [future.result() for future in quick]
         timed_out = stuck.result()
 
@@ -506,7 +468,7 @@ def test_concurrent_exchanges_each_get_their_own_answer_and_deadline(httpserver,
 def test_it_reports_a_refused_connection():
     port = _closed_port()
 
-    exchange = _post(f"http://127.0.0.1:{port}/cards")
+    exchange = post(f"http://127.0.0.1:{port}/cards")
 
     assert exchange.error_kind == "REQUEST"
     assert exchange.error_message == f"connection refused to 127.0.0.1:{port}"
@@ -515,7 +477,7 @@ def test_it_reports_a_refused_connection():
 
 def test_it_reports_a_connection_reset_in_the_middle_of_the_response():
     with RawServer(_part_of_a_body_then(reset=True)) as server:
-        exchange = _post(server.url)
+        exchange = post(server.url)
 
     assert exchange.error_kind == "REQUEST"
     assert exchange.error_message == f"connection reset by 127.0.0.1:{server.port}"
@@ -524,7 +486,7 @@ def test_it_reports_a_connection_reset_in_the_middle_of_the_response():
 
 def test_it_reports_a_body_cut_short_by_the_server():
     with RawServer(_part_of_a_body_then(reset=False)) as server:
-        exchange = _post(server.url)
+        exchange = post(server.url)
 
     assert exchange.error_kind == "REQUEST"
     assert exchange.error_message == (
@@ -534,7 +496,7 @@ def test_it_reports_a_body_cut_short_by_the_server():
 
 def test_it_reports_a_server_that_hangs_up_without_answering():
     with RawServer(_hang_up_after_request) as server:
-        exchange = _post(server.url)
+        exchange = post(server.url)
 
     assert exchange.error_kind == "REQUEST"
     assert exchange.error_message == (
@@ -545,7 +507,7 @@ def test_it_reports_a_server_that_hangs_up_without_answering():
 def test_it_reports_a_name_that_does_not_resolve(settings):
     settings.CARDS_ALLOW_HTTP = False
 
-    exchange = _post("https://card-api.invalid/cards")
+    exchange = post("https://card-api.invalid/cards")
 
     assert exchange.error_kind == "REQUEST"
     assert exchange.error_message.startswith("card-api.invalid cannot be resolved (")
@@ -589,110 +551,10 @@ def test_it_reports_an_untrusted_certificate_after_sending_the_host_name_as_sni(
             _read_request(tls)
 
     with RawServer(handshake) as server:
-        exchange = _post(f"https://localhost:{server.port}/cards")
+        exchange = post(f"https://localhost:{server.port}/cards")
 
     assert exchange.error_kind == "REQUEST"
     assert exchange.error_message.startswith("TLS certificate of localhost is not valid: ")
     assert "self-signed" in exchange.error_message
     assert server_names == ["localhost"]  # SNI kept the name though we dialled the IP
     assert connects == [("127.0.0.1", server.port)]
-
-
-# --- Outbound guard (SPEC §8) -----------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "reason"),
-    [
-        ("http://127.0.0.1:{port}/cards", "127.0.0.1 is a loopback address"),
-        ("http://10.0.0.1/cards", "10.0.0.1 is a private address"),
-        ("https://10.0.0.1/cards", "10.0.0.1 is a private address"),
-        (
-            "http://169.254.169.254/latest/meta-data/",
-            "169.254.169.254 is a link-local address (the cloud metadata service)",
-        ),
-        (
-            "http://[fd00:ec2::254]/latest/meta-data/",
-            "fd00:ec2::254 is a unique-local address (the cloud metadata service)",
-        ),
-        ("http://[::1]:{port}/cards", "::1 is a loopback address"),
-        (
-            "http://[::ffff:127.0.0.1]:{port}/cards",
-            "::ffff:127.0.0.1 is a loopback address (IPv4 127.0.0.1 in IPv6 form)",
-        ),
-        ("http://localhost:{port}/cards", "localhost resolves to 127.0.0.1, a loopback address"),
-        ("http://LOCALHOST:{port}/cards", "localhost resolves to 127.0.0.1, a loopback address"),
-    ],
-)
-def test_the_guard_refuses_non_public_addresses_before_connecting(
-    httpserver, settings, connects, url, reason
-):
-    settings.CARDS_ALLOWED_PRIVATE_HOSTS = []
-    httpserver.expect_request("/cards").respond_with_json({"cards": []})
-
-    exchange = _post(url.format(port=httpserver.port))
-
-    assert exchange.error_kind == "REQUEST"
-    assert exchange.error_message == (
-        f"refused: {reason}; add the host to CARDS_ALLOWED_PRIVATE_HOSTS to allow it"
-    )
-    assert connects == []
-    assert httpserver.log == []
-
-
-def test_the_guard_lets_an_allowed_host_through_whatever_its_case(httpserver, settings):
-    settings.CARDS_ALLOWED_PRIVATE_HOSTS = ["LocalHost"]
-    httpserver.expect_request("/cards").respond_with_json({"cards": []})
-
-    exchange = _post(f"http://localhost:{httpserver.port}/cards")
-
-    assert (exchange.error_kind, exchange.status_code) == (None, 200)
-
-
-def test_allowing_a_name_does_not_allow_its_address(httpserver, settings, connects):
-    settings.CARDS_ALLOWED_PRIVATE_HOSTS = ["localhost"]
-
-    exchange = _post(f"http://127.0.0.1:{httpserver.port}/cards")
-
-    assert exchange.error_message.startswith("refused: 127.0.0.1 is a loopback address")
-    assert connects == []
-
-
-def test_plain_http_is_refused_unless_allowed(httpserver, settings, connects):
-    settings.CARDS_ALLOW_HTTP = False
-
-    exchange = _post(httpserver.url_for("/cards"))
-
-    assert exchange.error_kind == "REQUEST"
-    assert exchange.error_message.startswith("refused: plain http:// is not allowed")
-    assert connects == []
-
-
-@pytest.mark.parametrize(
-    ("url", "reason"),
-    [
-        ("http://127.0.0.1:8000/cards", None),
-        ("  http://localhost:8000/cards ", None),
-        ("ftp://cards.example.com/", "not a valid card API URL: it must start with https://"),
-        ("cards.example.com/api", "not a valid card API URL: it must start with https://"),
-        ("https://", "not a valid URL: it has no host"),
-        ("https://10.0.0.1/cards", "refused: 10.0.0.1 is a private address"),
-        ("https://[::ffff:169.254.169.254]/", "refused: ::ffff:169.254.169.254 is a link-local"),
-        ("https://card-api.invalid/cards", "card-api.invalid cannot be resolved ("),
-    ],
-)
-def test_check_url_explains_what_post_cards_would_refuse(connects, url, reason):
-    result = check_url(url)
-
-    if reason is None:
-        assert result is None
-    else:
-        assert result.startswith(reason)
-    assert connects == []
-
-
-def test_check_url_refuses_http_when_not_allowed(settings):
-    settings.CARDS_ALLOW_HTTP = False
-
-    assert check_url("http://127.0.0.1:8000/cards").startswith("refused: plain http://")
-    assert check_url("https://127.0.0.1:8000/cards") is None
