@@ -7,20 +7,14 @@ on smaller sizes: its figures are not the benchmark's.
 """
 
 import argparse
-import base64
-import datetime as dt
-import json
 import os
-import platform
 import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,14 +33,13 @@ import django  # noqa: E402
 
 django.setup()
 
-import http.client  # noqa: E402
 
 import redis  # noqa: E402
-from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from bench import fixtures  # noqa: E402
 from bench.client import PageView, hammer, view_customer  # noqa: E402
+from bench.measure import LatencyApi, broker, queued_pairs, timed_queries  # noqa: E402
 from bench.procs import (  # noqa: E402
     WORKER_CONCURRENCY,
     Proc,
@@ -58,10 +51,8 @@ from bench.procs import (  # noqa: E402
     start_workers,
 )
 from bench.profiles import children, in_process, sampling  # noqa: E402
+from bench.report import REDIS_BENCH_URL, RESULTS, ROW_IDS, Row, table, write_results  # noqa: E402
 
-ROW_IDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
-REDIS_BENCH_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-RESULTS = ROOT / "bench" / "results.md"
 CARDS = fixtures.ENDPOINTS * fixtures.KEYS_PER_ENDPOINT
 L_MS = 200  # B1-B4 card API latency
 B5_L_MS = 50
@@ -84,50 +75,6 @@ class Sizes:
         if quick:
             return cls(2, 1, 50, 300, 5.0, 300, 2_000, 200, 4_000)
         return cls(5, 3, 50, 2_000, 20.0, 2_000, 10_000, 1_000, 40_000)
-
-
-@dataclass
-class Row:
-    id: str
-    what: str
-    result: str
-    target: str
-    baseline: str
-    passed: bool | None
-
-    @property
-    def verdict(self) -> str:
-        return "n/a" if self.passed is None else "pass" if self.passed else "MISS"
-
-
-class LatencyApi:
-    """Controls and counters of bench/latency_api.py."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-
-    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request(method, path, body=json.dumps(body or {}).encode())
-            return json.loads(conn.getresponse().read() or b"{}")
-        finally:
-            conn.close()
-
-    def stats(self) -> dict:
-        return self._call("GET", "/_stats")
-
-    def reset(self) -> None:
-        self._call("POST", "/_reset")
-
-    def set_delay(self, delay_ms: int) -> None:
-        self._call("POST", "/_config", {"delay_ms": delay_ms})
-
-    def direct_call_ms(self, keys: list[str]) -> float:
-        """One request as the app sends it, timed from here: the latency floor (L)."""
-        started = time.perf_counter()
-        self._call("POST", "/_direct/", {"cardKeys": keys})
-        return (time.perf_counter() - started) * 1000
 
 
 class Bench:
@@ -442,7 +389,7 @@ class Bench:
                 started = time.perf_counter()
                 fan_out = cards_refresh_ahead()
                 seconds = time.perf_counter() - started
-            enqueued = _queued_pairs(client)
+            enqueued = queued_pairs(client)
             runs.append((seconds, sum(queries), fan_out, enqueued))
         client.flushdb()
         first, second = runs
@@ -550,133 +497,6 @@ class Bench:
             self.attempt(
                 f"B3 {mode}", "single flight", lambda: self.single_flight(mode=mode, port=port)
             )
-
-
-@contextmanager
-def broker(url: str):
-    """Publish to `url` from this process (dispatch reads settings.REDIS_URL at each call)."""
-    previous = settings.REDIS_URL
-    settings.REDIS_URL = url
-    try:
-        yield
-    finally:
-        settings.REDIS_URL = previous
-
-
-class _Queries(list):
-    by_kind: list[tuple[str, float]]
-
-
-@contextmanager
-def timed_queries(kinds: tuple[str, ...] = ("SELECT",), table: str = ""):
-    """Durations of this connection's statements of the given kinds (first SQL word) that
-    name `table`."""
-    found = _Queries()
-    found.by_kind = []
-
-    def wrapper(execute: Callable, sql: str, params, many: bool, context: dict):
-        started = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            kind = sql.lstrip().split(None, 1)[0].upper()
-            if kind in kinds and (not table or f'"{table}"' in sql):
-                found.append(time.perf_counter() - started)
-                found.by_kind.append((kind, time.perf_counter() - started))
-
-    with connection.execute_wrapper(wrapper):
-        yield found
-
-
-def _queued_pairs(client: redis.Redis) -> set[tuple[int, int]]:
-    """(customer id, config id) of every cards_load task waiting in the default queue."""
-    pairs = set()
-    for raw in client.lrange("celery", 0, -1):
-        message = json.loads(raw)
-        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        customer_id, config_ids = args
-        pairs.update((customer_id, config_id) for config_id in config_ids)
-    return pairs
-
-
-# --- the report -------------------------------------------------------------------------
-
-
-def _first_line(path: str, prefix: str) -> str:
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(prefix):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-def machine() -> list[tuple[str, str]]:
-    import celery
-    import gunicorn
-
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        postgres = cursor.fetchone()[0]
-    try:
-        redis_version = redis.Redis.from_url(REDIS_BENCH_URL).info("server")["redis_version"]
-    except redis.RedisError:
-        redis_version = "unreachable"
-    mem_kb = int(_first_line("/proc/meminfo", "MemTotal").split()[0] or 0)
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        commit = "unknown"
-    return [
-        ("Date", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")),
-        ("Commit", commit or "unknown"),
-        ("CPU", _first_line("/proc/cpuinfo", "model name")),
-        ("Cores", str(os.cpu_count())),
-        ("Memory", f"{mem_kb / 1024 / 1024:.1f} GiB"),
-        ("OS", platform.platform()),
-        ("Python", platform.python_version()),
-        ("Django", django.get_version()),
-        ("PostgreSQL", postgres),
-        ("Redis", redis_version),
-        ("gunicorn", f"{gunicorn.__version__} (gthread, 2 workers x 16 threads)"),
-        ("Celery", f"{celery.__version__} (threads pool, 2 workers x 16)"),
-    ]
-
-
-def table(rows: list[Row]) -> str:
-    lines = [
-        "| id | what | result | target | vs baseline | pass |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for row in rows:
-        cells = [row.id, row.what, row.result, row.target, row.baseline, row.verdict]
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-    return "\n".join(lines)
-
-
-def write_results(
-    rows: list[Row], *, quick: bool, selected: set[str], seconds: float, load_before: float
-) -> None:
-    # Other work on a shared machine shows here: the 1-minute load average of 2 cores.
-    load = f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
-    details = "\n".join(
-        f"- {name}: {value}" for name, value in [*machine(), ("Load average (1 min)", load)]
-    )
-    scope = "all rows" if selected == set(ROW_IDS) else "rows " + ", ".join(sorted(selected))
-    RESULTS.write_text(
-        "# Benchmark results\n\n"
-        f"`bench/run.py{' --quick' if quick else ''}`: {scope}, in {seconds:.0f} s. "
-        "How to read this table: bench/README.md.\n"
-        + (
-            "\n**Quick mode: smaller sizes, a smoke run, not the benchmark's figures.**\n"
-            if quick
-            else ""
-        )
-        + f"\n{table(rows)}\n\n## Machine\n\n{details}\n"
-    )
 
 
 def main() -> int:
