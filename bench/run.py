@@ -174,6 +174,9 @@ class Bench:
         with self.sampling(f"B1-{mode}", server=True, workers=mode == "redis"):
             for customer in customers[sizes.b1_warmups :]:
                 views.append(open_cold(customer))
+        for view in views:  # the timeline of each view, for whoever reads the log
+            polls = ", ".join(f"{a * 1000:.0f}-{b * 1000:.0f} ms: {n}" for a, b, n in view.trace)
+            print(f"    view: page {view.page_seconds * 1000:.0f} ms; polls {polls}", flush=True)
         cpu_ms = 1000 * (cpu_seconds(app_pids) - cpu_before) / len(views)
         seconds = [v.seconds * 1000 for v in views]
         p50 = statistics.median(seconds)
