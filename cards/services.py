@@ -25,6 +25,7 @@ from django.db.models import Q, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
 from cards.batching import Batch, batches_for
+from cards.bell import cards_stored
 from cards.dispatch import DispatchUnavailable, dispatch_loads
 from cards.http import Exchange, build_request_body, build_request_headers, post_cards
 from cards.models import CardConfig, CardInstance, CardRequest
@@ -259,6 +260,7 @@ def _store_outcomes(
     with transaction.atomic():
         _store_rows(now=now, outcomes=outcomes, instances=instances, token=token)
         _record_requests(customer=customer, batch=batch, exchanges=exchanges, outcomes=outcomes)
+        cards_stored(customer_id=customer.pk)  # wakes the pages waiting for them
 
 
 def _store_rows(

@@ -5,9 +5,12 @@ waiting for; the request holds until at least one of them has an answer newer th
 the page shows, gathers the batch-mates that finish right after it, and answers those.
 The same wait serves a page whose cards expire: it starts their reload (together, so
 cards that expire together are fetched in one batch) and waits for it. No client-side
-polling loop, and one small query per tick whatever the number of cards.
+polling loop: the wait sleeps on the store bell (`cards.bell`), which every store rings
+when it commits, and reads the cards (one small query, whatever their number) when it
+rings, or on its own slow schedule as a safety net.
 """
 
+import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from cards.bell import bell, listening
 from cards.dispatch import DispatchUnavailable
 from cards.models import CardConfig, CardInstance
 from cards.services import cards_enqueue_stale, instance_needs_load
@@ -24,6 +28,8 @@ from customers.models import Customer
 State = CardInstance.State
 
 POLL_INTERVAL_SECONDS = 0.025
+# The reads' pace while the bell hears every process's stores (`cards.bell.listening`).
+LISTENING_INTERVAL_SECONDS = 0.25
 # After the first card settles, the wait lingers this long for the cards still loading
 # (a page's batches, started together, finish within milliseconds of each other), so one
 # answer carries them all; it answers at once when none is left.
@@ -153,12 +159,39 @@ def cards_wait(
     loaders' writes show on the next.
     """
     timeout = settings.CARDS_WAIT_SECONDS if timeout is None else timeout
-    deadline = time.monotonic() + timeout
+    with bell.subscribe(customer.pk) as rung:
+        return _wait(
+            rung,
+            customer=customer,
+            configs=configs,
+            waiting_for=set(pending) & {config.pk for config in configs},
+            since=since,
+            shown=shown,
+            start_grace=start_grace,
+            deadline=time.monotonic() + timeout,
+            interval=interval,
+            coalesce=coalesce,
+        )
+
+
+def _wait(
+    rung: threading.Event,
+    *,
+    customer: Customer,
+    configs: Sequence[CardConfig],
+    waiting_for: set[int],
+    since: datetime,
+    shown: Mapping[int, int] | None,
+    start_grace: float,
+    deadline: float,
+    interval: float,
+    coalesce: float,
+) -> CardsWait:
     config_ids = [config.pk for config in configs]
-    waiting_for = set(pending) & set(config_ids)
     started: set[int] = set()
     coalesce_until: float | None = None
     while True:
+        rung.clear()  # a store committed from here on wakes the wait below
         now = timezone.now()
         instances = _read(customer, config_ids)
         settled = {
@@ -179,7 +212,8 @@ def cards_wait(
             if not result.waiting or (coalesce_until and time.monotonic() >= coalesce_until):
                 return result
             coalesce_until = coalesce_until or time.monotonic() + coalesce
-            time.sleep(COALESCE_INTERVAL_SECONDS)
+            left = max(0.0, coalesce_until - time.monotonic())
+            rung.wait(left if listening() else min(left, COALESCE_INTERVAL_SECONDS))
             continue
         due = [
             config
@@ -204,7 +238,10 @@ def cards_wait(
             continue  # read them back as loading before sleeping
         if not result.waiting or time.monotonic() >= deadline:
             return result
-        time.sleep(interval)
+        # Woken by the bell as soon as a store commits; reading anyway every `interval`
+        # (slower while stores of every process ring it) catches what it cannot hear.
+        pause = max(interval, LISTENING_INTERVAL_SECONDS) if listening() else interval
+        rung.wait(min(pause, max(0.0, deadline - time.monotonic())))
 
 
 def _should_start(instance: CardInstance | None, *, now: datetime, not_before: datetime) -> bool:

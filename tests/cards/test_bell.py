@@ -1,0 +1,118 @@
+"""The store bell (cards.bell): a store wakes the long-polls waiting for its customer as
+soon as it commits, in the same process and, on PostgreSQL, in every other one.
+
+The waits here read the database only every 30 s, longer than their timeout, so only the
+bell can end them with an answer.
+"""
+
+import threading
+import time
+
+import psycopg
+import pytest
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from cards.bell import CHANNEL, Bell, bell, listening
+from cards.models import CardInstance
+from cards.services import cards_load
+from cards.waiting import cards_wait
+from tests.cards.cardpages import serve_versions
+from tests.factories import CardConfigFactory, CardInstanceFactory, CustomerFactory
+
+State = CardInstance.State
+SLOW_POLL = 30.0
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="LISTEN/NOTIFY is PostgreSQL's; on SQLite the bell rings in-process only",
+)
+
+
+def test_a_ring_wakes_the_customers_waiters_only():
+    doorbell = Bell()
+    with (
+        doorbell.subscribe(1) as first,
+        doorbell.subscribe(1) as second,
+        doorbell.subscribe(2) as other,
+    ):
+        doorbell.ring(1)
+        assert first.is_set() and second.is_set()
+        assert not other.is_set()
+    doorbell.ring(1)  # nobody listens any more: nothing to wake, nothing kept
+    assert doorbell._waiters == {}
+
+
+def _load_in_thread(customer, config):
+    def load():
+        try:
+            cards_load(customer=customer, configs=[config])
+        finally:
+            close_old_connections()
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_store_wakes_the_wait_for_its_customer(card_api):
+    customer = CustomerFactory()
+    config = CardConfigFactory(key="plan", api_url=card_api.url)
+    serve_versions(card_api, delay=0.3)
+    started = timezone.now()
+    thread = _load_in_thread(customer, config)
+    began = time.monotonic()
+    wait = cards_wait(
+        customer=customer,
+        configs=[config],
+        pending={config.pk},
+        since=started,
+        timeout=10,
+        interval=SLOW_POLL,
+    )
+    thread.join()
+    assert wait.settled == {config.pk}
+    assert wait.instances[config.pk].state == State.LOADED
+    assert time.monotonic() - began < 5  # the bell, not the 10 s timeout, ended it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wait_for_another_customer_sleeps_through_the_ring(card_api):
+    customer, other = CustomerFactory(), CustomerFactory()
+    config = CardConfigFactory(key="plan", api_url=card_api.url)
+    serve_versions(card_api)
+    # Someone else is loading the other customer's card: the wait only waits for it.
+    CardInstanceFactory(
+        customer=other,
+        config=config,
+        state=State.LOADING,
+        claimed_at=timezone.now(),
+        claim_token="x",
+    )
+    thread = _load_in_thread(customer, config)
+    wait = cards_wait(
+        customer=other,
+        configs=[config],
+        pending={config.pk},
+        since=timezone.now(),
+        timeout=1,
+        interval=SLOW_POLL,
+    )
+    thread.join()
+    assert wait.settled == set()
+    assert wait.waiting == {config.pk}
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_notification_from_another_connection_rings_this_process():
+    """What a store in another process (a web worker, a Celery worker) sends, heard here."""
+    deadline = time.monotonic() + 10
+    while not listening():
+        assert time.monotonic() < deadline, "the listener did not connect"
+        time.sleep(0.05)
+    params = connection.get_connection_params()
+    params = {k: v for k, v in params.items() if k not in ("cursor_factory", "context")}
+    with bell.subscribe(4242) as rung, psycopg.connect(**params, autocommit=True) as other:
+        other.execute("SELECT pg_notify(%s, %s)", [CHANNEL, "4242"])
+        assert rung.wait(10)
