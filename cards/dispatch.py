@@ -16,15 +16,19 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from kombu.pools import ProducerPool
+
+if TYPE_CHECKING:
+    from cards.models import CardInstance
+    from customers.models import Customer
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +107,41 @@ def dispatch_loads(
             )
             for config_ids in config_id_groups
         ]
+    )
+
+
+def dispatch_claimed(
+    *,
+    customer: "Customer",
+    instances: Sequence["CardInstance"],
+    token: str,
+    config_id_groups: Sequence[list[int]],
+) -> None:
+    """Start the loads of cards just claimed with `token` (by a page or a reload), after
+    the current transaction commits.
+
+    With a broker, one task per group (batch) takes the claim over (`dispatch_loads`).
+    In-process, one job loads the claimed rows as they are, already in memory: its requests
+    go out at once, with no read or take-over before them (nothing in-process is delivered
+    twice). Raises DispatchUnavailable when the broker refuses.
+    """
+    if uses_broker():
+        dispatch_loads(
+            customer_id=customer.pk, config_id_groups=config_id_groups, claim_token=token
+        )
+        return
+    from cards.tasks import cards_load_claimed_inprocess
+
+    claimed = list(instances)
+    transaction.on_commit(
+        lambda: _inprocess_pool().submit(
+            _run_inprocess,
+            functools.partial(
+                cards_load_claimed_inprocess, customer=customer, instances=claimed, token=token
+            ),
+            customer_id=customer.pk,
+        ),
+        robust=False,
     )
 
 
@@ -186,16 +225,23 @@ def _inprocess_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def _run_inprocess(job: LoadJob) -> None:
-    from cards.tasks import cards_load_task
-
+def _run_inprocess(load: Callable[[], None], *, customer_id: int) -> None:
     try:
-        cards_load_task.run(*job.args, **job.kwargs)
+        load()
     except Exception:
-        logger.exception("In-process card load failed for customer %s", job.customer_id)
+        logger.exception("In-process card load failed for customer %s", customer_id)
     finally:
         # This thread's connection must not outlive the task (Django does this per request).
         close_old_connections()
+
+
+def _run_job_inprocess(job: LoadJob) -> None:
+    from cards.tasks import cards_load_task
+
+    _run_inprocess(
+        functools.partial(cards_load_task.run, *job.args, **job.kwargs),
+        customer_id=job.customer_id,
+    )
 
 
 class _Timer:
@@ -228,7 +274,7 @@ class _Timer:
                     timeout = self._heap[0][0] - time.monotonic() if self._heap else None
                     self._changed.wait(timeout)
                 _, _, job = heapq.heappop(self._heap)
-            _inprocess_pool().submit(_run_inprocess, job)
+            _inprocess_pool().submit(_run_job_inprocess, job)
 
 
 _timer = _Timer()
@@ -238,4 +284,4 @@ def _run_inprocess_after(job: LoadJob) -> None:
     if job.countdown > 0:
         _timer.add(job)
     else:
-        _inprocess_pool().submit(_run_inprocess, job)
+        _inprocess_pool().submit(_run_job_inprocess, job)

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from cards.batching import Batch, batches_for
 from cards.bell import cards_stored
-from cards.dispatch import DispatchUnavailable, dispatch_loads
+from cards.dispatch import DispatchUnavailable, dispatch_claimed
 from cards.http import Exchange, build_request_body, build_request_headers, post_cards
 from cards.models import CardConfig, CardInstance, CardRequest
 from cards.outcomes import CardOutcome, exchange_is_retriable, outcomes_for
@@ -191,6 +191,20 @@ def cards_load(
         token, instances = cards_claim(
             customer=customer, configs=configs, stale_before=stale_before, force=force
         )
+    return cards_load_claimed(
+        customer=customer, instances=instances, token=token, before_request=before_request
+    )
+
+
+def cards_load_claimed(
+    *,
+    customer: Customer,
+    instances: Sequence[CardInstance],
+    token: str,
+    before_request: Callable[[Batch], None] | None = None,
+) -> LoadReport:
+    """Fetch and store cards claimed with `token` (their configs attached, headers
+    prefetched), batches concurrently; `cards_load` after its claim."""
     report = LoadReport()
     if not instances:
         return report
@@ -421,10 +435,11 @@ def cards_enqueue_stale(
     token, claimed = cards_claim(customer=customer, configs=due, force=force)
     claimed_configs = [instance.config for instance in claimed]
     try:
-        dispatch_loads(
-            customer_id=customer.pk,
+        dispatch_claimed(
+            customer=customer,
+            instances=claimed,
+            token=token,
             config_id_groups=[[c.pk for c in b.configs] for b in batches_for(claimed_configs)],
-            claim_token=token,
         )
     except DispatchUnavailable:
         cards_claim_release(customer=customer, token=token)

@@ -6,13 +6,14 @@ outcome, duration). Periodic ones are scheduled in cards.schedules.
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from celery import shared_task
 
 from cards import schedules
 from cards.dispatch import DispatchUnavailable
+from cards.models import CardInstance
 from cards.refresh import (
     FanOut,
     cards_keep_warm,
@@ -20,7 +21,13 @@ from cards.refresh import (
     cards_recover_claims,
     cards_refresh_ahead,
 )
-from cards.services import card_configs_enabled, cards_load, cards_purge
+from cards.services import (
+    LoadReport,
+    card_configs_enabled,
+    cards_load,
+    cards_load_claimed,
+    cards_purge,
+)
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -77,6 +84,20 @@ def cards_load_task(
         report = cards_load(
             customer=customer, configs=configs, stale_before=horizon, claim_token=claim_token
         )
+    _log_load(customer_id, report, started)
+
+
+def cards_load_claimed_inprocess(
+    *, customer: Customer, instances: Sequence[CardInstance], token: str
+) -> None:
+    """`cards_load_task`'s twin for the embedded mode (cards.dispatch.dispatch_claimed):
+    loads the cards a page just claimed, from the rows it holds in memory."""
+    started = time.monotonic()
+    report = cards_load_claimed(customer=customer, instances=instances, token=token)
+    _log_load(customer.pk, report, started)
+
+
+def _log_load(customer_id: int, report: LoadReport, started: float) -> None:
     logger.info(
         "cards_load customer=%s keys=%s outcome=%s requests=%d duration_ms=%d",
         customer_id,
