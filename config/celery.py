@@ -49,6 +49,20 @@ app.conf.beat_schedule = BEAT_SCHEDULE
 app.autodiscover_tasks()
 
 
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _close_old_connections(task=None, **kwargs) -> None:
+    """Around every task, what Django does around every request: drop the thread's
+    database connection if it broke or outlived CONN_MAX_AGE, keep it otherwise (opening
+    one costs more than a whole load's statements). CELERY_DB_REUSE_MAX keeps Celery's
+    fixup from closing it unconditionally."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
 @signals.worker_init.connect
 @signals.beat_init.connect
 def _require_a_broker(**kwargs) -> None:

@@ -150,6 +150,10 @@ CELERY_TASK_PUBLISH_RETRY = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Celery's Django fixup closes every database connection before and after each task
+# unless this is set, so each task would open a new one; config.celery applies Django's own
+# rules instead (CONN_MAX_AGE, health checks), as around a request.
+CELERY_DB_REUSE_MAX = 1_000_000_000
 
 # --- Cards (SPEC §2-§9) ---------------------------------------------------------------
 CARDS_MAX_ENABLED_CONFIGS = env.int("CARDS_MAX_ENABLED_CONFIGS", default=25)
