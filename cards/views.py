@@ -14,7 +14,7 @@ and a few display flags, never on the clock ("loaded 2 min ago" is written by th
 so it is cached whole and a page of cached cards renders no card template.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
@@ -145,6 +145,24 @@ def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
     shown = parse_versions(request.GET.get("cards"))
     known = card_configs_shown(ids=shown, include_disabled=True)
     configs = [config for config in known if config.is_enabled]
+    reload_url = ReloadUrls(customer.pk)
+
+    def settled_cards(ids: set[int], *, unavailable: Collection[int] = ()) -> list[CardDisplay]:
+        views = card_list(
+            customer=customer, configs=[c for c in configs if c.pk in ids], light=True
+        )
+        cards = [
+            CardDisplay(
+                view,
+                pending=False,
+                reload_url=reload_url(view.key),
+                unavailable=view.config.pk in unavailable,
+            )
+            for view in views
+        ]
+        render_cards(cards, show_detail=request.user.is_staff)
+        return cards
+
     wait = cards_wait(
         customer=customer,
         configs=configs,
@@ -152,22 +170,12 @@ def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
         since=since,
         shown=shown,
         start_grace=START_GRACE_SECONDS if started else 0,
+        # Cards stored first are rendered (and cached) while the rest are being stored, so
+        # the answer only renders the last ones.
+        on_news=settled_cards,
     )
     answered = wait.settled | wait.unavailable
-    views = card_list(
-        customer=customer, configs=[c for c in configs if c.pk in answered], light=True
-    )
-    reload_url = ReloadUrls(customer.pk)
-    cards = [
-        CardDisplay(
-            view,
-            pending=False,
-            reload_url=reload_url(view.key),
-            unavailable=view.config.pk in wait.unavailable,
-        )
-        for view in views
-    ]
-    render_cards(cards, show_detail=request.user.is_staff)
+    cards = settled_cards(answered, unavailable=wait.unavailable)
     # Configs in page order; each card at the version the page now shows.
     versions = {config.pk: shown[config.pk] for config in configs}
     versions |= {card.view.config.pk: card_version(card.view.instance) for card in cards}

@@ -12,7 +12,7 @@ rings, or on its own slow schedule as a safety net.
 
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -146,6 +146,7 @@ def cards_wait(
     timeout: float | None = None,
     interval: float = POLL_INTERVAL_SECONDS,
     coalesce: float = COALESCE_SECONDS,
+    on_news: Callable[[set[int]], None] | None = None,
 ) -> CardsWait:
     """Wait until a card of `configs` has news for the page (`card_has_news`), or `timeout`.
 
@@ -156,7 +157,9 @@ def cards_wait(
     (the page or reload that rendered them started their loads then). The wait returns at
     once when it has nothing to wait for, and after `timeout` (default
     `CARDS_WAIT_SECONDS`) at most. One small query per tick; no transaction is held, so
-    loaders' writes show on the next.
+    loaders' writes show on the next. While it lingers for the rest of a batch-mate's
+    cards, `on_news(config_ids)` gets each card with news once, so the caller can prepare
+    its answer meanwhile.
     """
     timeout = settings.CARDS_WAIT_SECONDS if timeout is None else timeout
     with bell.subscribe(customer.pk) as rung:
@@ -171,6 +174,7 @@ def cards_wait(
             deadline=time.monotonic() + timeout,
             interval=interval,
             coalesce=coalesce,
+            on_news=on_news,
         )
 
 
@@ -186,9 +190,11 @@ def _wait(
     deadline: float,
     interval: float,
     coalesce: float,
+    on_news: Callable[[set[int]], None] | None,
 ) -> CardsWait:
     config_ids = [config.pk for config in configs]
     started: set[int] = set()
+    announced: set[int] = set()
     coalesce_until: float | None = None
     while True:
         rung.clear()  # a store committed from here on wakes the wait below
@@ -212,6 +218,10 @@ def _wait(
             if not result.waiting or (coalesce_until and time.monotonic() >= coalesce_until):
                 return result
             coalesce_until = coalesce_until or time.monotonic() + coalesce
+            if on_news is not None and settled - announced:
+                # The caller prepares these (renders them) while the rest are stored.
+                on_news(settled - announced)
+                announced |= settled
             left = max(0.0, coalesce_until - time.monotonic())
             rung.wait(left if listening() else min(left, COALESCE_INTERVAL_SECONDS))
             continue

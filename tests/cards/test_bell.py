@@ -5,6 +5,7 @@ The waits here read the database only every 30 s, longer than their timeout, so 
 bell can end them with an answer.
 """
 
+import json
 import threading
 import time
 
@@ -12,11 +13,13 @@ import psycopg
 import pytest
 from django.db import close_old_connections, connection
 from django.utils import timezone
+from werkzeug import Response
 
 from cards.bell import CHANNEL, Bell, bell, listening
 from cards.models import CardInstance
 from cards.services import cards_load
 from cards.waiting import cards_wait
+from tests.cards.cardapi import card
 from tests.cards.cardpages import serve_versions
 from tests.factories import CardConfigFactory, CardInstanceFactory, CustomerFactory
 
@@ -116,3 +119,35 @@ def test_a_notification_from_another_connection_rings_this_process():
     with bell.subscribe(4242) as rung, psycopg.connect(**params, autocommit=True) as other:
         other.execute("SELECT pg_notify(%s, %s)", [CHANNEL, "4242"])
         assert rung.wait(10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_the_wait_lingers_for_batch_mates_it_announces_the_cards_already_stored(card_api):
+    """The poller renders those meanwhile, so its answer only renders the last ones."""
+    customer = CustomerFactory()
+    fast = CardConfigFactory(key="fast", api_url=f"{card_api.url}?fast", order=1)
+    slow = CardConfigFactory(key="slow", api_url=f"{card_api.url}?slow", order=2)
+
+    def handler(request, body):
+        time.sleep(0.4 if "slow" in request.args else 0)
+        cards = [card(key) for key in body["cardKeys"]]
+        return Response(json.dumps({"cards": cards}), content_type="application/json")
+
+    card_api.serve_handler(handler)
+    announced = []
+    started = timezone.now()
+    loads = [_load_in_thread(customer, fast), _load_in_thread(customer, slow)]
+    wait = cards_wait(
+        customer=customer,
+        configs=[fast, slow],
+        pending={fast.pk, slow.pk},
+        since=started,
+        timeout=10,
+        interval=SLOW_POLL,
+        coalesce=5,
+        on_news=announced.append,
+    )
+    for load in loads:
+        load.join()
+    assert announced == [{fast.pk}]
+    assert wait.settled == {fast.pk, slow.pk}
