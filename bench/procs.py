@@ -193,7 +193,7 @@ def start_gunicorn(procs: Procs, *, name: str, redis_url: str = "") -> tuple[Pro
 
 
 # The Makefile's `worker` target: the threads pool, 16 at once.
-WORKER_CONCURRENCY = 8
+WORKER_CONCURRENCY = 16
 
 
 def start_workers(procs: Procs, *, redis_url: str, count: int = 2) -> list[Proc]:

@@ -18,9 +18,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet, prefetch_related_objects
 from django.utils import timezone
 
@@ -280,6 +281,7 @@ def _store_outcomes(
 def _store_rows(
     *, now: datetime, outcomes: dict[str, CardOutcome], instances: list[CardInstance], token: str
 ) -> None:
+    changes_by_pk: dict[int, dict[str, Any]] = {}
     for instance in instances:
         outcome = outcomes[instance.config.key]
         if outcome.ok:
@@ -308,14 +310,71 @@ def _store_rows(
                 "errored_at": now,
                 "expires_at": now + timedelta(seconds=keep_for),
             }
-        changes |= {"claimed_at": None, "claim_token": "", "updated_at": now}
-        # Only the claim holder writes: a loader whose dead claim was taken over must not
-        # overwrite the newer result. (One plain UPDATE per card: bulk_update's CASE
-        # expressions cost far more to build than the statements they save.)
-        stored = CardInstance.objects.filter(pk=instance.pk, claim_token=token).update(**changes)
-        if stored:
-            for name, value in changes.items():
+        changes_by_pk[instance.pk] = changes | {
+            "claimed_at": None,
+            "claim_token": "",
+            "updated_at": now,
+        }
+    # Loaded cards and failed ones write different columns: one UPDATE for each kind.
+    by_columns: dict[tuple[str, ...], dict[int, dict[str, Any]]] = {}
+    for pk, changes in changes_by_pk.items():
+        by_columns.setdefault(tuple(changes), {})[pk] = changes
+    stored: set[int] = set()
+    for rows in by_columns.values():
+        stored |= _update_claimed(rows, token=token)
+    for instance in instances:
+        if instance.pk in stored:
+            for name, value in changes_by_pk[instance.pk].items():
                 setattr(instance, name, value)
+
+
+def _update_claimed(rows: dict[int, dict[str, Any]], *, token: str) -> set[int]:
+    """Write each row's changes (pk -> {field name: value}, the same fields for every row)
+    where the row still holds our claim `token`, in one statement; returns the pks written.
+
+    Only the claim holder writes: a loader whose dead claim was taken over must not
+    overwrite the newer result. Every load runs this (issue 7, B5), hence one statement for
+    the batch rather than one per card, in SQL rather than the ORM: building the ORM's
+    UPDATE costs a worker more CPU than sending it, and bulk_update's CASE expressions cost
+    more still. Values shared by every row are sent once, the others as a VALUES list
+    joined on the pk; each goes through its field as the ORM sends it (JSON, datetimes).
+    UPDATE ... FROM and RETURNING: PostgreSQL, or SQLite 3.35 and later.
+    """
+    meta, quote = CardInstance._meta, connection.ops.quote_name
+    first = next(iter(rows.values()))
+    shared = [name for name in first if all(row[name] == first[name] for row in rows.values())]
+    varying = [name for name in first if name not in shared]
+
+    def column(name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    def value(name: str, python_value: Any) -> Any:
+        return meta.get_field(name).get_db_prep_save(python_value, connection)
+
+    def from_values(name: str, number: int) -> str:
+        # PostgreSQL types a VALUES column by its contents: one of NULLs only would be text.
+        if connection.features.requires_casted_case_in_updates:
+            return f"CAST(v.column{number} AS {meta.get_field(name).cast_db_type(connection)})"
+        return f"v.column{number}"
+
+    assignments = [f"{column(name)} = %s" for name in shared] + [
+        f"{column(name)} = {from_values(name, number)}"
+        for number, name in enumerate(varying, start=2)  # column1 is the pk
+    ]
+    params = [value(name, first[name]) for name in shared]
+    for pk, row in rows.items():
+        params += [pk, *(value(name, row[name]) for name in varying)]
+    row_placeholders = f"({', '.join(['%s'] * (1 + len(varying)))})"
+    table, id_, claim = quote(meta.db_table), quote(meta.pk.column), column("claim_token")
+    # Only quoted names from the model are written into the statement; values are params.
+    sql = (
+        f"UPDATE {table} SET {', '.join(assignments)} "  # noqa: S608
+        f"FROM (VALUES {', '.join([row_placeholders] * len(rows))}) AS v "
+        f"WHERE {table}.{id_} = v.column1 AND {table}.{claim} = %s RETURNING {table}.{id_}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, token])
+        return {pk for (pk,) in cursor.fetchall()}
 
 
 def _record_requests(
@@ -351,7 +410,31 @@ def _record_requests(
                     attempt=attempt,
                 )
             )
-    CardRequest.objects.bulk_create(rows)
+    _insert_requests(rows)
+
+
+def _insert_requests(objs: list[CardRequest]) -> None:
+    """`CardRequest.objects.bulk_create(objs)` as one plain INSERT, without reading back ids.
+
+    Every load records its requests (issue 7, B5); on PostgreSQL bulk_create sends each
+    column as an array to UNNEST, which costs a worker more CPU than the statement for a
+    handful of rows. Values go through their fields as bulk_create sends them.
+    """
+    if not objs:
+        return
+    meta, quote = CardRequest._meta, connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    columns = ", ".join(quote(field.column) for field in fields)
+    rows = ", ".join([f"({', '.join(['%s'] * len(fields))})"] * len(objs))
+    params = [
+        field.get_db_prep_save(field.pre_save(obj, add=True), connection)
+        for obj in objs
+        for field in fields
+    ]
+    # Only quoted names from the model are written into the statement; values are params.
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {rows}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 @dataclass

@@ -55,8 +55,9 @@ def cards_load_task(
     Idempotent: the claim (or the take-over) makes a duplicate delivery a no-op.
     """
     started = time.monotonic()
-    customer = Customer.objects.select_related("tenant").filter(pk=customer_id).first()
-    if customer is None:
+    try:
+        customer = Customer.objects.select_related("tenant").get(pk=customer_id)
+    except Customer.DoesNotExist:
         logger.info(
             "cards_load customer=%s keys=- outcome=no-customer requests=0 duration_ms=%d",
             customer_id,

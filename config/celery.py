@@ -1,9 +1,11 @@
 """The Celery app: reads CELERY_* settings; every schedule is declared in cards.schedules.
 
-JSON only, acks late, global soft/hard time limits (config.settings.base). Publishing goes
-through cards.dispatch, which picks the broker from `settings.REDIS_URL` at use time.
+JSON only, acks late (no Redis ack emulation), one prefetched message per worker thread,
+global soft/hard time limits (config.settings.base). Publishing goes through
+cards.dispatch, which picks the broker from `settings.REDIS_URL` at use time.
 """
 
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from functools import cached_property
@@ -61,6 +63,21 @@ def _close_old_connections(task=None, **kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+# Celery's own line per task received and per task succeeded; each task logs its own line
+# with what it did (cards.tasks), and at hundreds of tasks a second the two extra lines
+# cost a worker more than some of the task's statements. Warnings and errors still show.
+_PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+@signals.after_setup_logger.connect
+def _quiet_per_task_lines(**kwargs) -> None:
+    """Raise Celery's per-task loggers to WARNING unless LOGGING configures them."""
+    for name in _PER_TASK_LOGGERS:
+        per_task = logging.getLogger(name)
+        if per_task.level == logging.NOTSET:
+            per_task.setLevel(logging.WARNING)
 
 
 @signals.worker_init.connect

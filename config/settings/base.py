@@ -145,9 +145,22 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A publish must not hang a page when the broker is down: fail fast, render cached cards.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2}
+# No ack emulation: kombu's Redis transport would otherwise copy every delivered message
+# to an "unacked" hash and remove it on ack (two more Redis transactions per task: about
+# 0.7 ms of worker CPU in issue 7's B5), only to redeliver a killed worker's messages after
+# the visibility timeout, an hour later. What recovers a killed load is its claim
+# dying (CARDS_CLAIM_DEAD_AFTER_SECONDS, SPEC §6) and beat's next run; a worker that stops
+# normally still puts back the messages it had not started.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 1,
+    "socket_timeout": 2,
+    "ack_emulation": False,
+}
 CELERY_TASK_PUBLISH_RETRY = False
-CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# A worker takes no more messages than it has threads: none wait in a worker that could
+# die with them while another worker is idle. Loads are long enough that the next fetch
+# from Redis is never what a thread waits for.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Celery's Django fixup closes every database connection before and after each task
