@@ -2,13 +2,12 @@
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from cards.views import cards_panel
-from customers.models import Customer
-from customers.selectors import customer_search
+from customers.selectors import customer_get, customer_search
 from customers.viewing import customer_mark_viewed
 
 CUSTOMERS_PER_PAGE = 25
@@ -32,7 +31,9 @@ def customer_directory(request: HttpRequest) -> HttpResponse:
 @require_safe
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The customer's details and cards: cached ones at once, the others as they load."""
-    customer = get_object_or_404(Customer.objects.select_related("tenant"), pk=pk)
+    customer = customer_get(pk=pk)
+    if customer is None:
+        raise Http404("No customer with this id.")
     customer_mark_viewed(customer=customer)
     return render(
         request,

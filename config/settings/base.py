@@ -103,16 +103,19 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "customers:directory"
 LOGOUT_REDIRECT_URL = "login"
-# Rendered card HTML (about 50 entries per customer page), per process: entries are keyed
-# by the versions they render, so a stale entry is never read, only evicted.
+# Rendered card HTML (about 50 entries per customer page) and template fragments
+# (`{% cache %}`), per process: entries are keyed by the versions or values they render,
+# so a stale entry is never read, only evicted.
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "BACKEND": "config.caches.LocalMemoryCache",
         "OPTIONS": {"MAX_ENTRIES": 5000},
     }
 }
-# Sessions stay in the database (Django's default), not in that per-process cache: a
-# logout in one web process must end the session in every other one at once.
+# Sessions stay in the database (Django's `db` engine, read in one plain statement), not
+# in that per-process cache: a logout in one web process must end the session in every
+# other one at once.
+SESSION_ENGINE = "config.sessions"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -31,7 +31,8 @@ def customer():
     "query", ["alex@example", "Alex Doe", "u_123", "acme", "Acme", "?public_id"]
 )
 def test_the_customer_changelist_finds_a_customer_by(admin_client_logged_in, customer, query):
-    CustomerFactory(email="someone-else@example.com")
+    # Its own external id: the factory's sequence would reach the fixture's "u_123".
+    CustomerFactory(email="someone-else@example.com", external_id="u_someone_else")
     if query == "?public_id":
         query = customer.public_id
 
