@@ -232,9 +232,11 @@ def _save(plan: _Plan) -> str:
         changed = [name for name, value in plan.values.items() if getattr(config, name) != value]
         for name in changed:
             setattr(config, name, plan.values[name])
-        if changed:
-            config.save(update_fields=[*changed, "updated_at"])
         same_headers = _stored_headers(config) == plan.headers
+        if changed or not same_headers:
+            # Headers are part of their config: a change to them alone bumps `updated_at`
+            # too (workers keep configs while it is unchanged, cards.services).
+            config.save(update_fields=[*changed, "updated_at"])
         outcome = "unchanged" if not changed and same_headers else "updated"
         if same_headers:
             return outcome

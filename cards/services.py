@@ -22,7 +22,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet, prefetch_related_objects
+from django.db.models import Model, QuerySet, prefetch_related_objects
+from django.db.models.fields import NOT_PROVIDED
 from django.utils import timezone
 
 from cards.batching import Batch, batches_for
@@ -31,6 +32,7 @@ from cards.dispatch import DispatchUnavailable, dispatch_claimed
 from cards.http import Exchange, build_request_body, build_request_headers, post_cards
 from cards.models import CardConfig, CardInstance, CardRequest
 from cards.outcomes import CardOutcome, exchange_is_retriable, outcomes_for
+from config.db import Columns, rows_as_models
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -45,7 +47,19 @@ _fetch_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="card-fetch"
 def card_configs_enabled(
     *, keys: Sequence[str] | None = None, ids: Sequence[int] | None = None
 ) -> list[CardConfig]:
-    """Enabled configs in display order, headers prefetched (one query each)."""
+    """Enabled configs in display order, headers prefetched (one query each).
+
+    By `ids` (how every task asks, issue 7 B5) they come from this process's cache while
+    their rows are unchanged: one small query instead of two and the headers' decryption.
+    """
+    if ids is not None and keys is None:
+        return _configs_by_ids(ids)
+    return _configs_read(keys=keys, ids=ids)
+
+
+def _configs_read(
+    *, keys: Sequence[str] | None = None, ids: Sequence[int] | None = None
+) -> list[CardConfig]:
     configs = CardConfig.objects.filter(is_enabled=True).prefetch_related("headers")
     if keys is not None:
         configs = configs.filter(key__in=keys)
@@ -54,17 +68,59 @@ def card_configs_enabled(
     return list(configs.order_by("order", "id"))
 
 
-def _claimable(*, now: datetime, stale_before: datetime | None) -> Q:
+# Config id -> (its `updated_at` as the database returned it, the config with its headers).
+# Every save of a config bumps `updated_at`, and so does a change to its headers alone
+# (the admin saves the config with its inline; `cards.configs` bumps it on import), so an
+# entry is valid while the row's `updated_at` is the one read with it. Shared by a
+# worker's threads: entries are replaced whole, never changed, and so are the configs.
+_configs_cache: dict[int, tuple[Any, CardConfig]] = {}
+
+
+def _configs_by_ids(ids: Sequence[int]) -> list[CardConfig]:
+    """`card_configs_enabled(ids=ids)` from `_configs_cache`, reading only what changed."""
+    if not ids:
+        return []
+    meta, quote = CardConfig._meta, connection.ops.quote_name
+    enabled, updated_at = (quote(meta.get_field(n).column) for n in ("is_enabled", "updated_at"))
+    # Only quoted names from the model are written into the statement; values are params.
+    sql = (
+        f"SELECT {quote(meta.pk.column)}, {updated_at} FROM {quote(meta.db_table)} "  # noqa: S608
+        f"WHERE {enabled} = %s AND {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [True, *ids])
+        current = dict(cursor.fetchall())
+    for pk in ids:
+        if pk not in current:
+            _configs_cache.pop(pk, None)  # gone or disabled
+    stale = [pk for pk, version in current.items() if _configs_cache.get(pk, (None,))[0] != version]
+    if stale:
+        for pk in stale:
+            _configs_cache.pop(pk, None)
+        # Read after the versions: a config saved in between is read anew next time.
+        for config in _configs_read(ids=stale):
+            _configs_cache[config.pk] = (current[config.pk], config)
+    configs = [entry[1] for pk in current if (entry := _configs_cache.get(pk))]
+    return sorted(configs, key=lambda config: (config.order, config.pk))
+
+
+def _claimable(table: str, *, now: datetime, stale_before: datetime | None) -> tuple[str, list]:
+    """Which rows of the instance table (named `table` in the statement) a claim may take:
+    an SQL condition and its params."""
     dead_before = now - timedelta(seconds=settings.CARDS_CLAIM_DEAD_AFTER_SECONDS)
+    state, claimed_at = f"{table}.{_column('state')}", f"{table}.{_column('claimed_at')}"
+    loading = _db_value("state", State.LOADING)
     # A claim nobody holds any more (never taken, or older than the deadline plus retry
     # plus a margin: its loader was killed) may always be taken over.
-    dead_claim = Q(state=State.LOADING) & (
-        Q(claimed_at__isnull=True) | Q(claimed_at__lt=dead_before)
-    )
-    needs_load = ~Q(state=State.LOADING)
+    dead_claim = f"({state} = %s AND ({claimed_at} IS NULL OR {claimed_at} < %s))"
+    params = [loading, _db_value("claimed_at", dead_before)]
+    needs_load = f"NOT ({state} = %s)"
+    params.append(loading)
     if stale_before is not None:
-        needs_load &= Q(expires_at__isnull=True) | Q(expires_at__lte=stale_before)
-    return dead_claim | needs_load
+        expires_at = f"{table}.{_column('expires_at')}"
+        needs_load += f" AND ({expires_at} IS NULL OR {expires_at} <= %s)"
+        params.append(_db_value("expires_at", stale_before))
+    return f"({dead_claim} OR ({needs_load}))", params
 
 
 def cards_claim(
@@ -76,40 +132,59 @@ def cards_claim(
 ) -> tuple[str, list[CardInstance]]:
     """Claim the instances that need loading, atomically; returns (token, claimed).
 
-    Missing instances are inserted already claimed; existing ones are claimed with one
-    conditional UPDATE. Concurrent viewers and workers therefore never claim the same
-    card twice: whoever's INSERT or UPDATE took the row owns it until it stores a result
-    or its claim dies (SPEC §6). Without `force`, only instances expired at
+    One statement: missing instances are inserted already claimed, existing ones claimed
+    where `_claimable` (INSERT ... ON CONFLICT DO UPDATE ... WHERE, RETURNING what it
+    took: PostgreSQL, or SQLite 3.35 and later). The database locks the row while it
+    decides, so concurrent viewers and workers never claim the same card twice: whoever's
+    INSERT or UPDATE took the row owns it until it stores a result or its claim dies
+    (SPEC §6). Without `force`, only instances expired at
     `stale_before` (default now) are claimed; with it, every one nobody is loading.
     """
     if not configs:
         return "", []
     now = timezone.now()
     token = uuid.uuid4().hex
-    config_ids = [config.pk for config in configs]
-    with transaction.atomic():
-        CardInstance.objects.bulk_create(
-            [
-                CardInstance(
-                    customer=customer,
-                    config=config,
-                    state=State.LOADING,
-                    claimed_at=now,
-                    claim_token=token,
-                )
-                for config in configs
-            ],
-            ignore_conflicts=True,
+    missing = [
+        CardInstance(
+            customer=customer, config_id=pk, state=State.LOADING, claimed_at=now, claim_token=token
         )
-        CardInstance.objects.filter(
-            _claimable(now=now, stale_before=None if force else (stale_before or now)),
-            customer=customer,
-            config__in=config_ids,
-        ).update(state=State.LOADING, claimed_at=now, claim_token=token)
-        instances = list(
-            CardInstance.objects.filter(customer=customer, config__in=config_ids, claim_token=token)
-        )
+        for pk in dict.fromkeys(config.pk for config in configs)  # once each
+    ]
+    insert, params = _insert_sql(missing)
+    table = connection.ops.quote_name(CardInstance._meta.db_table)
+    claimable, claimable_params = _claimable(
+        table, now=now, stale_before=None if force else (stale_before or now)
+    )
+    claim = ", ".join(
+        f"{_column(name)} = excluded.{_column(name)}"
+        for name in ("state", "claimed_at", "claim_token")
+    )
+    # Only quoted names from the model are written into the statement; values are params.
+    sql = (
+        f"{insert} ON CONFLICT ({_column('customer')}, {_column('config')}) "
+        f"DO UPDATE SET {claim} WHERE {claimable} "
+        f"RETURNING {_INSTANCE.select(table, connection)}"
+    )
+    instances = _returned_instances(sql, [*params, *claimable_params])
     return token, _attach(instances, customer=customer, configs=configs)
+
+
+_INSTANCE = Columns(CardInstance)
+
+
+def _column(name: str) -> str:
+    """The quoted column of a CardInstance field."""
+    return connection.ops.quote_name(CardInstance._meta.get_field(name).column)
+
+
+def _db_value(name: str, python_value: Any) -> Any:
+    """A value for a CardInstance field as the ORM sends it (JSON, datetimes)."""
+    return CardInstance._meta.get_field(name).get_db_prep_save(python_value, connection)
+
+
+def _returned_instances(sql: str, params: list[Any]) -> list[CardInstance]:
+    """Run a statement that RETURNs every `_INSTANCE` column; its rows as instances."""
+    return [row[0] for row in rows_as_models(connection, sql, params, [_INSTANCE])]
 
 
 def _attach(
@@ -119,6 +194,7 @@ def _attach(
     for instance in instances:
         instance.config = by_id[instance.config_id]  # keeps prefetched headers
         instance.customer = customer
+    instances.sort(key=lambda instance: (instance.config.order, instance.config_id))
     return instances
 
 
@@ -127,20 +203,31 @@ def cards_claim_take_over(
 ) -> tuple[str, list[CardInstance]]:
     """Take over cards claimed with `token` (by a page) under a new token of our own.
 
-    The hand-over is one conditional UPDATE, so a task delivered twice loads once: the
-    second delivery finds no row still holding the page's token.
+    The hand-over is one conditional UPDATE ... RETURNING, so a task delivered twice
+    loads once: the second delivery finds no row still holding the page's token.
     """
     new_token = uuid.uuid4().hex
-    with transaction.atomic():
-        taken = CardInstance.objects.filter(
-            customer=customer,
-            config__in=[config.pk for config in configs],
-            claim_token=token,
-            state=State.LOADING,
-        ).update(claim_token=new_token, claimed_at=timezone.now())
-        if not taken:
-            return new_token, []
-        instances = list(CardInstance.objects.filter(customer=customer, claim_token=new_token))
+    config_ids = [config.pk for config in configs]
+    if not config_ids:
+        return new_token, []
+    table = connection.ops.quote_name(CardInstance._meta.db_table)
+    # Only quoted names from the model are written into the statement; values are params.
+    sql = (
+        f"UPDATE {table} SET {_column('claim_token')} = %s, {_column('claimed_at')} = %s "  # noqa: S608
+        f"WHERE {_column('customer')} = %s "
+        f"AND {_column('config')} IN ({', '.join(['%s'] * len(config_ids))}) "
+        f"AND {_column('claim_token')} = %s AND {_column('state')} = %s "
+        f"RETURNING {_INSTANCE.select(table, connection)}"
+    )
+    params = [
+        _db_value("claim_token", new_token),
+        _db_value("claimed_at", timezone.now()),
+        customer.pk,
+        *config_ids,
+        _db_value("claim_token", token),
+        _db_value("state", State.LOADING),
+    ]
+    instances = _returned_instances(sql, params)
     return new_token, _attach(instances, customer=customer, configs=configs)
 
 
@@ -344,12 +431,7 @@ def _update_claimed(rows: dict[int, dict[str, Any]], *, token: str) -> set[int]:
     first = next(iter(rows.values()))
     shared = [name for name in first if all(row[name] == first[name] for row in rows.values())]
     varying = [name for name in first if name not in shared]
-
-    def column(name: str) -> str:
-        return quote(meta.get_field(name).column)
-
-    def value(name: str, python_value: Any) -> Any:
-        return meta.get_field(name).get_db_prep_save(python_value, connection)
+    column, value = _column, _db_value
 
     def from_values(name: str, number: int) -> str:
         # PostgreSQL types a VALUES column by its contents: one of NULLs only would be text.
@@ -422,19 +504,33 @@ def _insert_requests(objs: list[CardRequest]) -> None:
     """
     if not objs:
         return
-    meta, quote = CardRequest._meta, connection.ops.quote_name
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
-    columns = ", ".join(quote(field.column) for field in fields)
-    rows = ", ".join([f"({', '.join(['%s'] * len(fields))})"] * len(objs))
-    params = [
-        field.get_db_prep_save(field.pre_save(obj, add=True), connection)
-        for obj in objs
-        for field in fields
-    ]
-    # Only quoted names from the model are written into the statement; values are params.
-    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {rows}"  # noqa: S608
+    sql, params = _insert_sql(objs)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def _insert_sql(objs: Sequence[Model]) -> tuple[str, list[Any]]:
+    """`INSERT INTO table (columns) VALUES (...), ...` for new `objs` of one model, every
+    column but the primary key, and its params: each value through its field as
+    bulk_create sends it (defaults, auto_now, JSON, datetimes)."""
+    meta, quote = objs[0]._meta, connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    values = [
+        [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in fields]
+        for obj in objs
+    ]
+    # A column every row leaves NULL is left out: the database fills it in. Fewer params
+    # keep more statements in psycopg's cache of parsed queries (at most 50 params).
+    kept = [
+        n
+        for n, field in enumerate(fields)
+        if field.db_default is not NOT_PROVIDED or any(row[n] is not None for row in values)
+    ]
+    columns = ", ".join(quote(fields[n].column) for n in kept)
+    rows = ", ".join([f"({', '.join(['%s'] * len(kept))})"] * len(objs))
+    params = [row[n] for row in values for n in kept]
+    # Only quoted names from the model are written into the statement; values are params.
+    return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {rows}", params  # noqa: S608
 
 
 @dataclass

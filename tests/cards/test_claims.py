@@ -144,3 +144,101 @@ def test_new_cards_are_inserted_already_claimed(card_api):
     instance = CardInstance.objects.get()
     assert instance.claim_token == token and instance.claim_is_live()
     assert not instance_needs_load(instance, now=timezone.now())
+
+
+def _loaded(customer, config, *, expires_at):
+    return CardInstance.objects.create(
+        customer=customer,
+        config=config,
+        state=State.LOADED,
+        components=[],
+        loaded_at=timezone.now(),
+        expires_at=expires_at,
+    )
+
+
+@pytest.mark.django_db
+def test_a_claim_takes_expired_and_missing_cards_but_not_fresh_ones(card_api):
+    fresh, expired, missing = (
+        CardConfigFactory(key=key, api_url=card_api.url, order=n)
+        for n, key in enumerate(["fresh", "expired", "missing"])
+    )
+    customer = CustomerFactory()
+    now = timezone.now()
+    _loaded(customer, fresh, expires_at=now + timedelta(minutes=5))
+    _loaded(customer, expired, expires_at=now - timedelta(seconds=1))
+
+    token, claimed = cards_claim(customer=customer, configs=[fresh, expired, missing])
+
+    assert [instance.config.key for instance in claimed] == ["expired", "missing"]
+    assert all(i.state == State.LOADING and i.claim_token == token for i in claimed)
+    assert claimed[0].components == []  # the last good card stays
+    rows = {i.config.key: i for i in CardInstance.objects.select_related("config")}
+    assert rows["fresh"].state == State.LOADED and rows["fresh"].claim_token == ""
+    assert rows["expired"].claim_token == token and rows["expired"].claimed_at is not None
+
+
+@pytest.mark.django_db
+def test_stale_before_claims_the_cards_expiring_before_it(card_api):
+    soon, later = (CardConfigFactory(key=key, api_url=card_api.url) for key in ["soon", "later"])
+    customer = CustomerFactory()
+    now = timezone.now()
+    _loaded(customer, soon, expires_at=now + timedelta(minutes=1))
+    _loaded(customer, later, expires_at=now + timedelta(minutes=10))
+
+    _, claimed = cards_claim(
+        customer=customer, configs=[soon, later], stale_before=now + timedelta(minutes=2)
+    )
+
+    assert [instance.config.key for instance in claimed] == ["soon"]
+
+
+@pytest.mark.django_db
+def test_force_claims_fresh_cards_and_dead_claims_but_not_live_ones(card_api, settings):
+    fresh, live, dead = (
+        CardConfigFactory(key=key, api_url=card_api.url, order=n)
+        for n, key in enumerate(["fresh", "live", "dead"])
+    )
+    customer = CustomerFactory()
+    now = timezone.now()
+    _loaded(customer, fresh, expires_at=now + timedelta(minutes=5))
+    live_token, _ = cards_claim(customer=customer, configs=[live])
+    cards_claim(customer=customer, configs=[dead])
+    dead_at = now - timedelta(seconds=settings.CARDS_CLAIM_DEAD_AFTER_SECONDS + 1)
+    CardInstance.objects.filter(config=dead).update(claimed_at=dead_at)
+
+    token, claimed = cards_claim(customer=customer, configs=[fresh, live, dead], force=True)
+
+    assert [instance.config.key for instance in claimed] == ["fresh", "dead"]
+    assert CardInstance.objects.get(config=live).claim_token == live_token
+    assert CardInstance.objects.get(config=dead).claim_token == token
+
+
+@pytest.mark.django_db
+def test_a_released_claim_is_taken_again(card_api):
+    from cards.services import cards_claim_release
+
+    config = CardConfigFactory(key="plan", api_url=card_api.url)
+    customer = CustomerFactory()
+    token, _ = cards_claim(customer=customer, configs=[config])
+    cards_claim_release(customer=customer, token=token)
+
+    new_token, claimed = cards_claim(customer=customer, configs=[config])
+
+    assert len(claimed) == 1 and claimed[0].claim_token == new_token != token
+
+
+@pytest.mark.django_db
+def test_a_take_over_reads_back_only_the_pages_claimed_cards(card_api):
+    from cards.services import cards_claim_take_over
+
+    one, two = (CardConfigFactory(key=key, api_url=card_api.url) for key in ["one", "two"])
+    customer = CustomerFactory()
+    token, _ = cards_claim(customer=customer, configs=[one])
+    cards_claim(customer=customer, configs=[two])  # another loader's
+
+    new_token, taken = cards_claim_take_over(customer=customer, configs=[one, two], token=token)
+
+    assert [(i.config.key, i.claim_token) for i in taken] == [("one", new_token)]
+    assert taken[0].customer == customer and taken[0].claimed_at is not None
+    assert cards_claim_take_over(customer=customer, configs=[one], token=token)[1] == []
