@@ -22,17 +22,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Model, QuerySet, prefetch_related_objects
-from django.db.models.fields import NOT_PROVIDED
+from django.db.models import QuerySet, prefetch_related_objects
 from django.utils import timezone
 
+from cards import statements
 from cards.batching import Batch, batches_for
 from cards.bell import cards_stored
 from cards.dispatch import DispatchUnavailable, dispatch_claimed
 from cards.http import Exchange, build_request_body, build_request_headers, post_cards
 from cards.models import CardConfig, CardInstance, CardRequest
 from cards.outcomes import CardOutcome, exchange_is_retriable, outcomes_for
-from config.db import Columns, rows_as_models
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -104,25 +103,6 @@ def _configs_by_ids(ids: Sequence[int]) -> list[CardConfig]:
     return sorted(configs, key=lambda config: (config.order, config.pk))
 
 
-def _claimable(table: str, *, now: datetime, stale_before: datetime | None) -> tuple[str, list]:
-    """Which rows of the instance table (named `table` in the statement) a claim may take:
-    an SQL condition and its params."""
-    dead_before = now - timedelta(seconds=settings.CARDS_CLAIM_DEAD_AFTER_SECONDS)
-    state, claimed_at = f"{table}.{_column('state')}", f"{table}.{_column('claimed_at')}"
-    loading = _db_value("state", State.LOADING)
-    # A claim nobody holds any more (never taken, or older than the deadline plus retry
-    # plus a margin: its loader was killed) may always be taken over.
-    dead_claim = f"({state} = %s AND ({claimed_at} IS NULL OR {claimed_at} < %s))"
-    params = [loading, _db_value("claimed_at", dead_before)]
-    needs_load = f"NOT ({state} = %s)"
-    params.append(loading)
-    if stale_before is not None:
-        expires_at = f"{table}.{_column('expires_at')}"
-        needs_load += f" AND ({expires_at} IS NULL OR {expires_at} <= %s)"
-        params.append(_db_value("expires_at", stale_before))
-    return f"({dead_claim} OR ({needs_load}))", params
-
-
 def cards_claim(
     *,
     customer: Customer,
@@ -132,59 +112,27 @@ def cards_claim(
 ) -> tuple[str, list[CardInstance]]:
     """Claim the instances that need loading, atomically; returns (token, claimed).
 
-    One statement: missing instances are inserted already claimed, existing ones claimed
-    where `_claimable` (INSERT ... ON CONFLICT DO UPDATE ... WHERE, RETURNING what it
-    took: PostgreSQL, or SQLite 3.35 and later). The database locks the row while it
-    decides, so concurrent viewers and workers never claim the same card twice: whoever's
-    INSERT or UPDATE took the row owns it until it stores a result or its claim dies
-    (SPEC §6). Without `force`, only instances expired at
-    `stale_before` (default now) are claimed; with it, every one nobody is loading.
+    One statement (`cards.statements.claim`): missing instances are inserted already
+    claimed, existing ones claimed where nobody is loading them or their loader's claim
+    died. The database locks the row while it decides, so concurrent viewers and workers
+    never claim the same card twice: whoever's INSERT or UPDATE took the row owns it until
+    it stores a result or its claim dies (SPEC §6). Without `force`, only instances
+    expired at `stale_before` (default now) are claimed; with it, every one nobody is
+    loading.
     """
     if not configs:
         return "", []
     now = timezone.now()
     token = uuid.uuid4().hex
-    missing = [
-        CardInstance(
-            customer=customer, config_id=pk, state=State.LOADING, claimed_at=now, claim_token=token
-        )
-        for pk in dict.fromkeys(config.pk for config in configs)  # once each
-    ]
-    insert, params = _insert_sql(missing)
-    table = connection.ops.quote_name(CardInstance._meta.db_table)
-    claimable, claimable_params = _claimable(
-        table, now=now, stale_before=None if force else (stale_before or now)
+    instances = statements.claim(
+        customer_id=customer.pk,
+        config_ids=[config.pk for config in configs],
+        token=token,
+        now=now,
+        dead_before=now - timedelta(seconds=settings.CARDS_CLAIM_DEAD_AFTER_SECONDS),
+        stale_before=None if force else (stale_before or now),
     )
-    claim = ", ".join(
-        f"{_column(name)} = excluded.{_column(name)}"
-        for name in ("state", "claimed_at", "claim_token")
-    )
-    # Only quoted names from the model are written into the statement; values are params.
-    sql = (
-        f"{insert} ON CONFLICT ({_column('customer')}, {_column('config')}) "
-        f"DO UPDATE SET {claim} WHERE {claimable} "
-        f"RETURNING {_INSTANCE.select(table, connection)}"
-    )
-    instances = _returned_instances(sql, [*params, *claimable_params])
     return token, _attach(instances, customer=customer, configs=configs)
-
-
-_INSTANCE = Columns(CardInstance)
-
-
-def _column(name: str) -> str:
-    """The quoted column of a CardInstance field."""
-    return connection.ops.quote_name(CardInstance._meta.get_field(name).column)
-
-
-def _db_value(name: str, python_value: Any) -> Any:
-    """A value for a CardInstance field as the ORM sends it (JSON, datetimes)."""
-    return CardInstance._meta.get_field(name).get_db_prep_save(python_value, connection)
-
-
-def _returned_instances(sql: str, params: list[Any]) -> list[CardInstance]:
-    """Run a statement that RETURNs every `_INSTANCE` column; its rows as instances."""
-    return [row[0] for row in rows_as_models(connection, sql, params, [_INSTANCE])]
 
 
 def _attach(
@@ -207,27 +155,13 @@ def cards_claim_take_over(
     loads once: the second delivery finds no row still holding the page's token.
     """
     new_token = uuid.uuid4().hex
-    config_ids = [config.pk for config in configs]
-    if not config_ids:
-        return new_token, []
-    table = connection.ops.quote_name(CardInstance._meta.db_table)
-    # Only quoted names from the model are written into the statement; values are params.
-    sql = (
-        f"UPDATE {table} SET {_column('claim_token')} = %s, {_column('claimed_at')} = %s "  # noqa: S608
-        f"WHERE {_column('customer')} = %s "
-        f"AND {_column('config')} IN ({', '.join(['%s'] * len(config_ids))}) "
-        f"AND {_column('claim_token')} = %s AND {_column('state')} = %s "
-        f"RETURNING {_INSTANCE.select(table, connection)}"
+    instances = statements.take_over(
+        customer_id=customer.pk,
+        config_ids=[config.pk for config in configs],
+        token=token,
+        new_token=new_token,
+        now=timezone.now(),
     )
-    params = [
-        _db_value("claim_token", new_token),
-        _db_value("claimed_at", timezone.now()),
-        customer.pk,
-        *config_ids,
-        _db_value("claim_token", token),
-        _db_value("state", State.LOADING),
-    ]
-    instances = _returned_instances(sql, params)
     return new_token, _attach(instances, customer=customer, configs=configs)
 
 
@@ -402,61 +336,19 @@ def _store_rows(
             "claim_token": "",
             "updated_at": now,
         }
-    # Loaded cards and failed ones write different columns: one UPDATE for each kind.
+    # Only the claim holder writes: a loader whose dead claim was taken over must not
+    # overwrite the newer result. Loaded cards and failed ones write different columns:
+    # one UPDATE for each kind.
     by_columns: dict[tuple[str, ...], dict[int, dict[str, Any]]] = {}
     for pk, changes in changes_by_pk.items():
         by_columns.setdefault(tuple(changes), {})[pk] = changes
     stored: set[int] = set()
     for rows in by_columns.values():
-        stored |= _update_claimed(rows, token=token)
+        stored |= statements.update_claimed(rows, token=token)
     for instance in instances:
         if instance.pk in stored:
             for name, value in changes_by_pk[instance.pk].items():
                 setattr(instance, name, value)
-
-
-def _update_claimed(rows: dict[int, dict[str, Any]], *, token: str) -> set[int]:
-    """Write each row's changes (pk -> {field name: value}, the same fields for every row)
-    where the row still holds our claim `token`, in one statement; returns the pks written.
-
-    Only the claim holder writes: a loader whose dead claim was taken over must not
-    overwrite the newer result. Every load runs this (issue 7, B5), hence one statement for
-    the batch rather than one per card, in SQL rather than the ORM: building the ORM's
-    UPDATE costs a worker more CPU than sending it, and bulk_update's CASE expressions cost
-    more still. Values shared by every row are sent once, the others as a VALUES list
-    joined on the pk; each goes through its field as the ORM sends it (JSON, datetimes).
-    UPDATE ... FROM and RETURNING: PostgreSQL, or SQLite 3.35 and later.
-    """
-    meta, quote = CardInstance._meta, connection.ops.quote_name
-    first = next(iter(rows.values()))
-    shared = [name for name in first if all(row[name] == first[name] for row in rows.values())]
-    varying = [name for name in first if name not in shared]
-    column, value = _column, _db_value
-
-    def from_values(name: str, number: int) -> str:
-        # PostgreSQL types a VALUES column by its contents: one of NULLs only would be text.
-        if connection.features.requires_casted_case_in_updates:
-            return f"CAST(v.column{number} AS {meta.get_field(name).cast_db_type(connection)})"
-        return f"v.column{number}"
-
-    assignments = [f"{column(name)} = %s" for name in shared] + [
-        f"{column(name)} = {from_values(name, number)}"
-        for number, name in enumerate(varying, start=2)  # column1 is the pk
-    ]
-    params = [value(name, first[name]) for name in shared]
-    for pk, row in rows.items():
-        params += [pk, *(value(name, row[name]) for name in varying)]
-    row_placeholders = f"({', '.join(['%s'] * (1 + len(varying)))})"
-    table, id_, claim = quote(meta.db_table), quote(meta.pk.column), column("claim_token")
-    # Only quoted names from the model are written into the statement; values are params.
-    sql = (
-        f"UPDATE {table} SET {', '.join(assignments)} "  # noqa: S608
-        f"FROM (VALUES {', '.join([row_placeholders] * len(rows))}) AS v "
-        f"WHERE {table}.{id_} = v.column1 AND {table}.{claim} = %s RETURNING {table}.{id_}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, token])
-        return {pk for (pk,) in cursor.fetchall()}
 
 
 def _record_requests(
@@ -492,45 +384,8 @@ def _record_requests(
                     attempt=attempt,
                 )
             )
-    _insert_requests(rows)
-
-
-def _insert_requests(objs: list[CardRequest]) -> None:
-    """`CardRequest.objects.bulk_create(objs)` as one plain INSERT, without reading back ids.
-
-    Every load records its requests (issue 7, B5); on PostgreSQL bulk_create sends each
-    column as an array to UNNEST, which costs a worker more CPU than the statement for a
-    handful of rows. Values go through their fields as bulk_create sends them.
-    """
-    if not objs:
-        return
-    sql, params = _insert_sql(objs)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
-def _insert_sql(objs: Sequence[Model]) -> tuple[str, list[Any]]:
-    """`INSERT INTO table (columns) VALUES (...), ...` for new `objs` of one model, every
-    column but the primary key, and its params: each value through its field as
-    bulk_create sends it (defaults, auto_now, JSON, datetimes)."""
-    meta, quote = objs[0]._meta, connection.ops.quote_name
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
-    values = [
-        [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in fields]
-        for obj in objs
-    ]
-    # A column every row leaves NULL is left out: the database fills it in. Fewer params
-    # keep more statements in psycopg's cache of parsed queries (at most 50 params).
-    kept = [
-        n
-        for n, field in enumerate(fields)
-        if field.db_default is not NOT_PROVIDED or any(row[n] is not None for row in values)
-    ]
-    columns = ", ".join(quote(fields[n].column) for n in kept)
-    rows = ", ".join([f"({', '.join(['%s'] * len(kept))})"] * len(objs))
-    params = [row[n] for row in values for n in kept]
-    # Only quoted names from the model are written into the statement; values are params.
-    return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {rows}", params  # noqa: S608
+    # One plain INSERT: every load logs its requests (cards.statements).
+    statements.insert(rows)
 
 
 @dataclass
