@@ -1,5 +1,6 @@
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from cards.models import CardConfig, CardConfigHeader, CardInstance
 from customers.models import Customer, Tenant
@@ -59,3 +60,11 @@ class CardInstanceFactory(factory.django.DjangoModelFactory):
 
     customer = factory.SubFactory(CustomerFactory)
     config = factory.SubFactory(CardConfigFactory)
+
+    class Params:
+        # Someone else (another page, a worker) is loading it right now.
+        claimed = factory.Trait(
+            state=CardInstance.State.LOADING,
+            claimed_at=factory.LazyFunction(timezone.now),
+            claim_token="someone-else",
+        )

@@ -85,13 +85,7 @@ def test_a_wait_for_another_customer_sleeps_through_the_ring(card_api):
     config = CardConfigFactory(key="plan", api_url=card_api.url)
     serve_versions(card_api)
     # Someone else is loading the other customer's card: the wait only waits for it.
-    CardInstanceFactory(
-        customer=other,
-        config=config,
-        state=State.LOADING,
-        claimed_at=timezone.now(),
-        claim_token="x",
-    )
+    CardInstanceFactory(customer=other, config=config, claimed=True)
     thread = _load_in_thread(customer, config)
     wait = cards_wait(
         customer=other,

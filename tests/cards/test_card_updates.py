@@ -194,13 +194,7 @@ def test_cards_that_expire_together_are_reloaded_in_one_request(agent_client, ca
 def test_a_card_still_loading_when_the_wait_ends_asks_again_soon(agent_client, customer, settings):
     settings.CARDS_WAIT_SECONDS = 0.2
     config = CardConfigFactory(key="plan")
-    CardInstanceFactory(
-        customer=customer,
-        config=config,
-        state=State.LOADING,
-        claimed_at=timezone.now(),
-        claim_token="someone-else",
-    )
+    CardInstanceFactory(customer=customer, config=config, claimed=True)
     poller = {"cards": shown(config), "pending": ids(config), "since": "1700000000000"}
 
     answer = ok(poll(agent_client, customer, {**poller, "started": "1"}))
