@@ -37,9 +37,9 @@ django.setup()
 import redis  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from bench import fixtures  # noqa: E402
+from bench import database_rows, fixtures  # noqa: E402
 from bench.client import PageView, hammer, view_customer  # noqa: E402
-from bench.measure import LatencyApi, broker, queued_pairs, timed_queries  # noqa: E402
+from bench.measure import LatencyApi, broker  # noqa: E402
 from bench.procs import (  # noqa: E402
     WORKER_CONCURRENCY,
     Proc,
@@ -50,7 +50,7 @@ from bench.procs import (  # noqa: E402
     start_latency_api,
     start_workers,
 )
-from bench.profiles import children, in_process, sampling  # noqa: E402
+from bench.profiles import children, sampling  # noqa: E402
 from bench.report import REDIS_BENCH_URL, RESULTS, ROW_IDS, Row, table, write_results  # noqa: E402
 
 CARDS = fixtures.ENDPOINTS * fixtures.KEYS_PER_ENDPOINT
@@ -372,79 +372,23 @@ class Bench:
             )
         )
 
-    # --- B6: refresh-ahead dispatch -----------------------------------------------------
+    # --- B6, B7: the database rows (bench/database_rows.py) ----------------------------
 
     def dispatch(self) -> None:
-        from cards.refresh import cards_refresh_ahead
-
-        sizes = self.sizes
-        fixtures.data_clear()
-        configs = self.endpoints[0].configs
-        due = fixtures.watched_customers_with_due_cards(
-            customers=sizes.b6_customers, configs=configs, due=sizes.b6_due
-        )
-        client = self._redis()
-        runs = []
-        for n in range(2):  # the first run also opens the broker connection
-            client.flushdb()
-            profiled = in_process(label="B6", enabled=self.profile and n == 1)
-            with broker(REDIS_BENCH_URL), timed_queries() as queries, profiled:
-                started = time.perf_counter()
-                fan_out = cards_refresh_ahead()
-                seconds = time.perf_counter() - started
-            enqueued = queued_pairs(client)
-            runs.append((seconds, sum(queries), fan_out, enqueued))
-        client.flushdb()
-        first, second = runs
-        exact = all(fan.cards == len(due) and pairs == due for _, _, fan, pairs in runs)
         self.add(
-            Row(
-                id="B6",
-                what=f"refresh-ahead run, {sizes.b6_customers} watched x 5 cards, {len(due)} due",
-                result=f"{first[0] * 1000:.0f} ms (query {first[1] * 1000:.0f} ms; warm "
-                f"{second[0] * 1000:.0f} ms); {len(first[3])} cards enqueued in "
-                f"{len(first[2].jobs)} tasks",
-                target="≤ 1 s; exactly the due cards",
-                baseline=f"{first[0]:.2f} × target",
-                passed=first[0] <= 1.0 and exact,
+            database_rows.refresh_ahead(
+                customers=self.sizes.b6_customers,
+                due=self.sizes.b6_due,
+                configs=self.endpoints[0].configs,
+                client=self._redis(),
+                profile=self.profile,
             )
         )
 
-    # --- B7: purge ----------------------------------------------------------------------
-
     def purge(self) -> None:
-        from cards.models import CardInstance
-        from cards.services import cards_purge
-
-        fixtures.data_clear()
-        print("  B7: inserting expired instances...", flush=True)
-        kept = fixtures.expired_instances(
-            customers=self.sizes.b7_customers, configs=self.configs, fresh_customers=400
-        )
-        expired = self.sizes.b7_customers * CARDS
-        timed = timed_queries(kinds=("SELECT", "DELETE"), table="cards_cardinstance")
-        with timed as queries, in_process(label="B7", enabled=self.profile):
-            started = time.perf_counter()
-            report = cards_purge()
-            seconds = time.perf_counter() - started
-        deletes = [s for kind, s in queries.by_kind if kind == "DELETE"]
-        selects = [s for kind, s in queries.by_kind if kind == "SELECT"]
-        left = CardInstance.objects.count()
-        ms = [1000 * d for d in deletes]
         self.add(
-            Row(
-                id="B7",
-                what=f"purge {expired:,} expired instances",
-                result=f"{seconds:.1f} s, {len(deletes)} batches; DELETE p50 "
-                f"{statistics.median(ms):.0f} ms, max {max(ms):.0f} ms; batch's SELECT first "
-                f"{selects[0] * 1000:.0f} ms, last {selects[-1] * 1000:.0f} ms, max "
-                f"{max(selects) * 1000:.0f} ms; {report.instances:,} deleted, {left:,} kept",
-                target="≤ 60 s; no batch holds a lock > 200 ms",
-                baseline=f"{seconds / 60:.2f} × target",
-                passed=seconds <= 60
-                and max(deletes) <= 0.2
-                and report.instances == expired
-                and left == kept,
+            database_rows.purge(
+                customers=self.sizes.b7_customers, configs=self.configs, profile=self.profile
             )
         )
 
