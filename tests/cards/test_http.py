@@ -1,22 +1,17 @@
 """The outbound client against real servers on loopback (SPEC §3, §8).
 
 Well-behaved card APIs are pytest-httpserver; misbehaving ones (silent, trickling,
-resetting, lying about sizes, TLS) are small raw socket servers run in a thread here.
+resetting, lying about sizes, TLS) are small raw socket servers (tests/cards/rawservers.py).
 An audit hook sees every socket.connect in these tests and blocks any that would leave
 loopback, so a broken guard fails a test instead of sending traffic anywhere.
 """
 
-import contextlib
 import datetime
 import hashlib
 import hmac
 import json
-import socket
 import ssl
-import struct
-import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -30,6 +25,19 @@ from cards import __version__
 from cards.http import build_request_body, build_request_headers, post_cards
 from cards.signing import verify_signature
 from tests.cards.netaudit import post
+from tests.cards.rawservers import (
+    RawServer,
+    answer_then_trickle_on_the_same_connection,
+    closed_port,
+    declared_huge,
+    endless_chunks,
+    hang_up_after_request,
+    part_of_a_body_then,
+    read_request,
+    silent,
+    trickle_body,
+    trickle_headers,
+)
 from tests.factories import CustomerFactory, TenantFactory
 
 # Every connection is recorded, and any that would leave loopback blocked.
@@ -37,144 +45,6 @@ pytestmark = pytest.mark.usefixtures("connects")
 
 BODY = b'{"cardKeys":["plan"]}'
 USER_AGENT = f"CustomerCards/{__version__} (+https://github.com/customer-cards)"
-
-# --- Raw servers for misbehaviour -------------------------------------------------------
-
-
-class RawServer:
-    """A one-connection TCP server on 127.0.0.1 running `handle(conn, stopped)` in a thread.
-
-    Bounded: it gives up accepting after `lifetime` seconds, and handlers wait on
-    `stopped`, which leaving the `with` block sets, so nothing outlives its test.
-    """
-
-    def __init__(self, handle: Callable, *, lifetime: float = 8.0):
-        self.handle = handle
-        self.lifetime = lifetime
-        self.stopped = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.1)
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/cards"
-
-    def _serve(self) -> None:
-        give_up_at = time.monotonic() + self.lifetime
-        while not self.stopped.is_set() and time.monotonic() < give_up_at:
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(self.lifetime)
-                # The client may go away at any point, as it should when it gives up.
-                with contextlib.suppress(OSError):
-                    self.handle(conn, self.stopped)
-            return
-
-    def __enter__(self) -> "RawServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stopped.set()
-        self.thread.join(timeout=5)
-        self.listener.close()
-
-
-def _read_request(conn: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        body += conn.recv(65536)
-    return data
-
-
-def _silent(conn, stopped):
-    stopped.wait(10)
-
-
-def _trickle_headers(conn, stopped):
-    _read_request(conn)
-    conn.sendall(b"HTTP/1.1 200 OK\r\n")
-    for byte in b"X-Slow: " + b"a" * 200:
-        if stopped.wait(0.25):
-            return
-        conn.sendall(bytes([byte]))
-
-
-def _trickle_body(conn, stopped):
-    _read_request(conn)
-    conn.sendall(
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
-    )
-    for _ in range(500):
-        if stopped.wait(0.25):
-            return
-        conn.sendall(b" ")
-
-
-def _answer_then_trickle_on_the_same_connection(conn, stopped):
-    _read_request(conn)
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-    _trickle_body(conn, stopped)
-
-
-def _part_of_a_body_then(*, reset: bool):
-    def handle(conn, stopped):
-        _read_request(conn)
-        conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"cards"')
-        stopped.wait(0.3)  # the client has read that much and waits for more
-        if reset:
-            # Linger zero: close() sends RST instead of FIN.
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.close()
-
-    return handle
-
-
-def _hang_up_after_request(conn, stopped):
-    _read_request(conn)
-    conn.close()
-
-
-def _declared_huge(conn, stopped):
-    _read_request(conn)
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n")
-    conn.sendall(bytes(range(256)) * 20)  # 5120 bytes, then nothing: only the header tells
-    stopped.wait(10)
-
-
-def _endless_chunks(conn, stopped):
-    _read_request(conn)
-    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-    chunk = bytes(range(256)) * 32  # 8 KiB
-    for _ in range(1000):  # 8 MiB at most, far past any limit a test sets
-        if stopped.is_set():
-            return
-        conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 # --- Request body and headers (SPEC §3) -------------------------------------------------
 
@@ -358,7 +228,7 @@ def test_it_accepts_a_body_exactly_at_the_limit(httpserver, settings):
 def test_it_refuses_a_body_over_the_limit_by_content_length_without_reading_it(settings):
     settings.CARDS_MAX_RESPONSE_BYTES = 1_000_000
 
-    with RawServer(_declared_huge) as server:
+    with RawServer(declared_huge) as server:
         started = time.monotonic()
         exchange = post(server.url)
         elapsed = time.monotonic() - started
@@ -375,7 +245,7 @@ def test_it_refuses_a_body_over_the_limit_by_content_length_without_reading_it(s
 def test_it_refuses_a_chunked_body_once_it_grows_over_the_limit(settings):
     settings.CARDS_MAX_RESPONSE_BYTES = 100_000
 
-    with RawServer(_endless_chunks) as server:
+    with RawServer(endless_chunks) as server:
         exchange = post(server.url)
 
     assert exchange.error_kind == "RESPONSE_BODY"
@@ -390,7 +260,7 @@ def test_it_refuses_a_chunked_body_once_it_grows_over_the_limit(settings):
 
 
 def test_it_times_out_a_server_that_never_answers(settings):
-    with RawServer(_silent) as server:
+    with RawServer(silent) as server:
         started = time.monotonic()
         exchange = post(server.url)
         elapsed = time.monotonic() - started
@@ -402,7 +272,7 @@ def test_it_times_out_a_server_that_never_answers(settings):
     assert (deadline - 0.1) * 1000 <= exchange.duration_ms <= (deadline + 1.0) * 1000
 
 
-@pytest.mark.parametrize("handler", [_trickle_headers, _trickle_body], ids=["headers", "body"])
+@pytest.mark.parametrize("handler", [trickle_headers, trickle_body], ids=["headers", "body"])
 def test_it_cuts_a_trickling_server_at_the_deadline_not_per_read(settings, handler):
     # Each byte comes well within a read timeout; only a whole-exchange deadline ends this.
     settings.CARDS_REQUEST_TIMEOUT_SECONDS = 1.0
@@ -420,7 +290,7 @@ def test_it_cuts_a_trickling_server_at_the_deadline_not_per_read(settings, handl
 def test_it_cuts_a_trickling_answer_on_a_reused_pooled_connection(settings, connects):
     settings.CARDS_REQUEST_TIMEOUT_SECONDS = 1.0
 
-    with RawServer(_answer_then_trickle_on_the_same_connection) as server:
+    with RawServer(answer_then_trickle_on_the_same_connection) as server:
         first = post(server.url)
         started = time.monotonic()
         second = post(server.url)
@@ -435,7 +305,7 @@ def test_it_cuts_a_trickling_answer_on_a_reused_pooled_connection(settings, conn
 def test_it_times_out_a_tls_handshake_that_never_completes(settings):
     settings.CARDS_REQUEST_TIMEOUT_SECONDS = 1.0
 
-    with RawServer(_silent) as server:
+    with RawServer(silent) as server:
         started = time.monotonic()
         exchange = post(f"https://127.0.0.1:{server.port}/cards")
         elapsed = time.monotonic() - started
@@ -449,7 +319,7 @@ def test_concurrent_exchanges_each_get_their_own_answer_and_deadline(httpserver,
     for n in range(6):
         httpserver.expect_request(f"/cards/{n}").respond_with_data(f"answer {n}")
 
-    with RawServer(_trickle_body) as slow, ThreadPoolExecutor(max_workers=7) as pool:
+    with RawServer(trickle_body) as slow, ThreadPoolExecutor(max_workers=7) as pool:
         stuck = pool.submit(post, slow.url)
         quick = [pool.submit(post, httpserver.url_for(f"/cards/{n}")) for n in range(6)]
         answers = [future.result() for future in quick]
@@ -466,7 +336,7 @@ def test_concurrent_exchanges_each_get_their_own_answer_and_deadline(httpserver,
 
 
 def test_it_reports_a_refused_connection():
-    port = _closed_port()
+    port = closed_port()
 
     exchange = post(f"http://127.0.0.1:{port}/cards")
 
@@ -476,7 +346,7 @@ def test_it_reports_a_refused_connection():
 
 
 def test_it_reports_a_connection_reset_in_the_middle_of_the_response():
-    with RawServer(_part_of_a_body_then(reset=True)) as server:
+    with RawServer(part_of_a_body_then(reset=True)) as server:
         exchange = post(server.url)
 
     assert exchange.error_kind == "REQUEST"
@@ -485,7 +355,7 @@ def test_it_reports_a_connection_reset_in_the_middle_of_the_response():
 
 
 def test_it_reports_a_body_cut_short_by_the_server():
-    with RawServer(_part_of_a_body_then(reset=False)) as server:
+    with RawServer(part_of_a_body_then(reset=False)) as server:
         exchange = post(server.url)
 
     assert exchange.error_kind == "REQUEST"
@@ -495,7 +365,7 @@ def test_it_reports_a_body_cut_short_by_the_server():
 
 
 def test_it_reports_a_server_that_hangs_up_without_answering():
-    with RawServer(_hang_up_after_request) as server:
+    with RawServer(hang_up_after_request) as server:
         exchange = post(server.url)
 
     assert exchange.error_kind == "REQUEST"
@@ -548,7 +418,7 @@ def test_it_reports_an_untrusted_certificate_after_sending_the_host_name_as_sni(
 
     def handshake(conn, stopped):
         with context.wrap_socket(conn, server_side=True) as tls:
-            _read_request(tls)
+            read_request(tls)
 
     with RawServer(handshake) as server:
         exchange = post(f"https://localhost:{server.port}/cards")
