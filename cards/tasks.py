@@ -29,6 +29,7 @@ from cards.services import (
     cards_purge,
 )
 from customers.models import Customer
+from customers.selectors import customer_get
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +56,8 @@ def cards_load_task(
     Idempotent: the claim (or the take-over) makes a duplicate delivery a no-op.
     """
     started = time.monotonic()
-    try:
-        customer = Customer.objects.select_related("tenant").get(pk=customer_id)
-    except Customer.DoesNotExist:
+    customer = customer_get(pk=customer_id)  # with the tenant, in one statement
+    if customer is None:
         logger.info(
             "cards_load customer=%s keys=- outcome=no-customer requests=0 duration_ms=%d",
             customer_id,
