@@ -10,8 +10,6 @@ the page renders what is cached with a notice instead of hanging.
 """
 
 import functools
-import heapq
-import itertools
 import logging
 import os
 import threading
@@ -25,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from kombu.pools import ProducerPool
+
+from cards.alarms import Alarms
 
 if TYPE_CHECKING:
     from cards.models import CardInstance
@@ -244,44 +244,17 @@ def _run_job_inprocess(job: LoadJob) -> None:
     )
 
 
-class _Timer:
-    """Hands jobs to the in-process pool once their countdown has passed.
-
-    One thread and a heap, so that a keep-warm run of hundreds of spaced jobs holds no pool
-    thread while it waits (the broker keeps such jobs in the other mode).
-    """
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, LoadJob]] = []
-        self._order = itertools.count()
-        self._changed = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def add(self, job: LoadJob) -> None:
-        with self._changed:
-            heapq.heappush(self._heap, (time.monotonic() + job.countdown, next(self._order), job))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="card-load-timer", daemon=True
-                )
-                self._thread.start()
-            self._changed.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._changed:
-                while not self._heap or self._heap[0][0] > time.monotonic():
-                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._changed.wait(timeout)
-                _, _, job = heapq.heappop(self._heap)
-            _inprocess_pool().submit(_run_job_inprocess, job)
-
-
-_timer = _Timer()
+# Jobs with a countdown wait here, not on a pool thread: a keep-warm run of hundreds of
+# spaced jobs holds no pool thread while it waits (the broker keeps such jobs in the other
+# mode).
+_alarms = Alarms("card-load-timer")
 
 
 def _run_inprocess_after(job: LoadJob) -> None:
     if job.countdown > 0:
-        _timer.add(job)
+        _alarms.call_at(
+            time.monotonic() + job.countdown,
+            functools.partial(_inprocess_pool().submit, _run_job_inprocess, job),
+        )
     else:
         _inprocess_pool().submit(_run_job_inprocess, job)

@@ -7,8 +7,6 @@ deadline covers the whole exchange.
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
 import os
 import socket
 import threading
@@ -30,6 +28,7 @@ from urllib3.exceptions import (
 if TYPE_CHECKING:
     pass
 
+from cards.alarms import Alarms
 from cards.http.guard import AddressRefused, forget_resolver, refusal, resolve
 
 # --- Deadline watchdog ----------------------------------------------------------------
@@ -57,14 +56,14 @@ class Deadline:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.expired = False
-        self.ends_at = time.monotonic() + seconds
+        self._ends_at = time.monotonic() + seconds
         self._connections: list[HTTPConnection] = []
-        self.finished = False
-        _watchdog.add(self)
+        self._finished = False
+        _deadlines.call_at(self._ends_at, self.expire)
 
     def remaining(self) -> float:
         # Never zero: a zero socket timeout means non-blocking, not "already late".
-        return max(self.ends_at - time.monotonic(), 0.001)
+        return max(self._ends_at - time.monotonic(), 0.001)
 
     def watch(self, conn: HTTPConnection) -> None:
         """Claim `conn` for this exchange; shut it down at once if the time is up."""
@@ -77,7 +76,7 @@ class Deadline:
 
     def expire(self) -> None:
         with _watch_lock:
-            if self.finished:
+            if self._finished:
                 return
             self.expired = True
             for conn in self._connections:
@@ -87,55 +86,18 @@ class Deadline:
     def finish(self) -> bool:
         """Stop watching; whether the deadline passed first."""
         with _watch_lock:
-            self.finished = True
+            self._finished = True
             for conn in self._connections:
                 if conn._cards_deadline is self:
                     conn._cards_deadline = None
-            self._connections = []  # the watchdog may hold this object until its end
+            self._connections = []  # its alarm holds this object until its moment
             return self.expired
 
 
-class _Watchdog:
-    """One thread that expires every exchange's deadline when its time comes.
-
-    A thread per exchange (a `threading.Timer`, started, then woken only to be cancelled)
-    cost a worker about 0.2 ms of CPU per request (issue 7, B5). Deadlines wait in a heap
-    by end time; a finished one stays there until it reaches the top, so the thread wakes
-    when the earliest deadline still running may end (about once per timeout, not once
-    per exchange).
-    """
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Deadline]] = []
-        self._order = itertools.count()
-        self._changed = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def add(self, deadline: Deadline) -> None:
-        with self._changed:
-            heapq.heappush(self._heap, (deadline.ends_at, next(self._order), deadline))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="cards-deadlines", daemon=True
-                )
-                self._thread.start()
-            elif self._heap[0][2] is deadline:  # ends before every other: wait less
-                self._changed.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._changed:
-                while True:
-                    while self._heap and self._heap[0][2].finished:
-                        heapq.heappop(self._heap)
-                    if self._heap and self._heap[0][0] <= time.monotonic():
-                        break
-                    self._changed.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
-                _, _, deadline = heapq.heappop(self._heap)
-            deadline.expire()
-
-
-_watchdog = _Watchdog()
+# One thread expires every exchange's deadline when its time comes: a `threading.Timer`
+# per exchange (started, then woken only to be cancelled) cost a worker about 0.2 ms of CPU
+# per request (issue 7, B5). A finished deadline's alarm finds it finished and does nothing.
+_deadlines = Alarms("cards-deadlines")
 
 
 def _watch(conn: HTTPConnection) -> None:
@@ -266,12 +228,10 @@ def shared_session() -> requests.Session:
 
 
 def _forget_after_fork() -> None:
-    # A forked worker inherits the parent's pooled sockets and dead resolver and watchdog
-    # threads.
+    # A forked worker inherits the parent's pooled sockets and dead resolver threads.
     global _session_instance
     _session_instance = None
     forget_resolver()
-    _watchdog.__init__()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
