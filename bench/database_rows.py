@@ -18,7 +18,7 @@ def refresh_ahead(
     *, customers: int, due: int, configs: list, client: redis.Redis, profile: bool
 ) -> Row:
     """B6: one refresh-ahead run over `customers` watched customers, `due` of them due."""
-    from cards.refresh import cards_refresh_ahead
+    from cards.background.refresh import cards_refresh_ahead
 
     fixtures.data_clear()
     due_pairs = fixtures.watched_customers_with_due_cards(
@@ -51,8 +51,8 @@ def refresh_ahead(
 
 def purge(*, customers: int, configs: list, profile: bool) -> Row:
     """B7: `cards_purge()` over `customers` x 25 expired instances, each statement timed."""
+    from cards.loading.services import cards_purge
     from cards.models import CardInstance
-    from cards.services import cards_purge
 
     fixtures.data_clear()
     print("  B7: inserting expired instances...", flush=True)

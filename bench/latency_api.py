@@ -48,7 +48,7 @@ def _sample_components() -> list[str]:
     import django
 
     django.setup()
-    from cards.example_api import example_cards
+    from cards.integrator.example_api import example_cards
 
     cards = example_cards(payload=_SAMPLE_REQUEST)["cards"]
     return [json.dumps(card["components"]) for card in cards]

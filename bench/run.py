@@ -247,7 +247,7 @@ class Bench:
     # --- B4: cached page ----------------------------------------------------------------
 
     def cached_page(self, *, port: int) -> None:
-        from cards.services import cards_load
+        from cards.loading.services import cards_load
 
         customer = fixtures.customers_create(count=1, prefix="cached")[0]
         report = cards_load(customer=customer)
@@ -304,7 +304,7 @@ class Bench:
     # --- B5, B8: workers ----------------------------------------------------------------
 
     def worker_throughput(self, *, workers: list) -> None:
-        from cards.dispatch import LoadJob, dispatch_jobs
+        from cards.background.dispatch import LoadJob, dispatch_jobs
         from cards.models import CardInstance, CardRequest
 
         n = self.sizes.b5_customers

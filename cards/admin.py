@@ -4,27 +4,30 @@ Header values are secrets (§8): they appear masked everywhere in admin, and in 
 to users holding the `cards.reveal_secrets` permission.
 
 The config pages are also where integrators work (§9): the changelist shows each card
-API's health over 24 h (`cards.health`), and the change page its latest errors in full and
-a live preview of the form's current values (`cards.integrator_views.card_preview`).
+API's health over 24 h (`cards.configuration.health`), and the change page its latest
+errors in full and a live preview of the form's current values
+(`cards.integrator.views.card_preview`).
 """
 
 import json
 from typing import Any
 
-from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.admin.widgets import AutocompleteSelect
 from django.contrib.auth import get_permission_codename
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.db.models import Count, F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 
-from cards.crypto import mask
-from cards.forms import CardConfigForm, CardConfigHeaderForm, CardConfigHeaderFormSet
-from cards.health import (
+from cards.configuration.forms import (
+    CardConfigForm,
+    CardConfigHeaderForm,
+    CardConfigHeaderFormSet,
+    CardPreviewForm,
+)
+from cards.configuration.health import (
     HEALTH_WINDOW,
     config_health,
     config_health_annotations,
@@ -32,14 +35,8 @@ from cards.health import (
     config_latest_errors,
     health_since,
 )
+from cards.crypto import can_reveal_secrets, mask
 from cards.models import MAX_HEADERS, CardConfig, CardConfigHeader, CardInstance, CardRequest
-from customers.models import Customer
-
-REVEAL_SECRETS_PERMISSION = "cards.reveal_secrets"
-
-
-def can_reveal_secrets(user: Any) -> bool:
-    return user.has_perm(REVEAL_SECRETS_PERMISSION)
 
 
 def pretty_json(value: Any) -> str:
@@ -48,44 +45,6 @@ def pretty_json(value: Any) -> str:
         return "-"
     text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
     return format_html('<pre class="cards-json">{}</pre>', text)
-
-
-class _CustomerSearch(AutocompleteSelect):
-    """Admin's customer autocomplete, saying what an empty choice means."""
-
-    def build_attrs(self, base_attrs: dict, extra_attrs: dict | None = None) -> dict:
-        attrs = super().build_attrs(base_attrs, extra_attrs=extra_attrs)
-        attrs["data-placeholder"] = "Sample customer"
-        return attrs
-
-
-class CardPreviewForm(forms.Form):
-    """The customer a preview asks about, on the config page (field `preview-customer`)."""
-
-    customer = forms.ModelChoiceField(
-        queryset=Customer.objects.select_related("tenant"),
-        required=False,
-        help_text="Leave empty for a sample customer (alex@example.com, no external id).",
-    )
-
-    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
-        kwargs.setdefault("prefix", "preview")
-        super().__init__(*args, **kwargs)
-        if user is not None and user.has_perm("customers.view_customer"):
-            # Admin's own customer search (CustomerAdmin.search_fields). The widget names
-            # its target through a foreign key to Customer; the request log's is at hand.
-            field = self.fields["customer"]
-            field.widget = _CustomerSearch(
-                CardRequest._meta.get_field("customer"), admin.site, attrs={"data-width": "28em"}
-            )
-            field.widget.choices = field.choices  # a replaced widget is not bound to the field
-        else:
-            recent = Customer.objects.filter(last_viewed_at__isnull=False).order_by(
-                "-last_viewed_at"
-            )[:50]
-            self.fields["customer"].widget = forms.Select(
-                choices=[("", "Sample customer"), *((c.pk, str(c)) for c in recent)]
-            )
 
 
 class CardConfigHeaderInline(admin.TabularInline):
@@ -200,7 +159,7 @@ class CardConfigAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[CardConfig]:
         # Everything the changelist columns read, so a page costs a constant number of
         # queries. `distinct` keeps the count right when more joined aggregates are added;
-        # the health figures are subqueries of this same query (cards.health).
+        # the health figures are subqueries of this same query (cards.configuration.health).
         return (
             super()
             .get_queryset(request)

@@ -8,6 +8,7 @@ old one after it, run `manage.py rotate_card_secrets`, then drop the old key.
 import base64
 import hashlib
 from functools import cache
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -66,3 +67,10 @@ class EncryptedTextField(models.TextField):
         if value is None:
             return value
         return encrypt(value)
+
+
+REVEAL_SECRETS_PERMISSION = "cards.reveal_secrets"
+
+
+def can_reveal_secrets(user: Any) -> bool:
+    return user.has_perm(REVEAL_SECRETS_PERMISSION)

@@ -11,6 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from cards.crypto import EncryptedTextField
+from cards.protocol.outcomes import ErrorKind
 
 MIN_TTL_SECONDS = 15
 MAX_TTL_SECONDS = 31_536_000  # one year
@@ -124,14 +125,7 @@ class CardInstance(models.Model):
         LOADED = "loaded"
         ERROR = "error"
 
-    class ErrorKind(models.TextChoices):
-        TIMEOUT = "TIMEOUT"
-        REQUEST = "REQUEST"
-        STATUS_CODE = "STATUS_CODE"
-        RESPONSE_BODY = "RESPONSE_BODY"
-        MISSING_CARD = "MISSING_CARD"
-        CARD_TOO_BIG = "CARD_TOO_BIG"
-        UNKNOWN = "UNKNOWN"
+    ErrorKind = ErrorKind  # the protocol's (cards.protocol.outcomes)
 
     customer = models.ForeignKey(
         "customers.Customer", on_delete=models.CASCADE, related_name="card_instances"
@@ -162,7 +156,7 @@ class CardInstance(models.Model):
         ]
         indexes = [
             models.Index(fields=["expires_at"], name="cardinstance_expires_idx"),
-            # Keep-warm picks one config's cards due soonest (cards.refresh).
+            # Keep-warm picks one config's cards due soonest (cards.background.refresh).
             models.Index(fields=["config", "expires_at"], name="cardinstance_config_expiry_idx"),
         ]
 

@@ -1,35 +1,25 @@
 """Celery tasks: thin shells that load rows by id and call a service (STYLE.md).
 
 Each is named after its service and logs one structured line (customer or counts, keys,
-outcome, duration). Periodic ones are scheduled in cards.schedules.
+outcome, duration). Periodic ones are scheduled in cards.background.schedules.
 """
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable
 
 from celery import shared_task
 
-from cards import schedules
-from cards.dispatch import DispatchUnavailable
-from cards.models import CardInstance
-from cards.refresh import (
+from cards.background import schedules
+from cards.background.dispatch import DispatchUnavailable
+from cards.background.jobs import load_job_run
+from cards.background.refresh import (
     FanOut,
     cards_keep_warm,
-    cards_load_paced,
     cards_recover_claims,
     cards_refresh_ahead,
 )
-from cards.services import (
-    LoadReport,
-    card_configs_enabled,
-    cards_load,
-    cards_load_claimed,
-    cards_purge,
-)
-from customers.models import Customer
-from customers.selectors import customer_get
+from cards.loading.services import cards_purge
 
 logger = logging.getLogger(__name__)
 
@@ -55,57 +45,13 @@ def cards_load_task(
     over); without, it claims what needs loading itself.
     Idempotent: the claim (or the take-over) makes a duplicate delivery a no-op.
     """
-    started = time.monotonic()
-    customer = customer_get(pk=customer_id)  # with the tenant, in one statement
-    if customer is None:
-        logger.info(
-            "cards_load customer=%s keys=- outcome=no-customer requests=0 duration_ms=%d",
-            customer_id,
-            _ms(started),
-        )
-        return
-    configs = card_configs_enabled(ids=config_ids)
-    horizon = datetime.fromisoformat(stale_before) if stale_before else None
-    if paced:
-        paced_load = cards_load_paced(
-            customer=customer, configs=configs, stale_before=horizon, deferrals=deferrals
-        )
-        if paced_load.deferred_for is not None:
-            logger.info(
-                "cards_load customer=%s keys=%s outcome=%s wait_s=%.1f requests=0 duration_ms=%d",
-                customer_id,
-                ",".join(config.key for config in configs) or "-",
-                "dropped" if paced_load.dropped else "deferred",
-                paced_load.deferred_for,
-                _ms(started),
-            )
-            return
-        report = paced_load.report
-    else:
-        report = cards_load(
-            customer=customer, configs=configs, stale_before=horizon, claim_token=claim_token
-        )
-    _log_load(customer_id, report, started)
-
-
-def cards_load_claimed_inprocess(
-    *, customer: Customer, instances: Sequence[CardInstance], token: str
-) -> None:
-    """`cards_load_task`'s twin for the embedded mode (cards.dispatch.dispatch_claimed):
-    loads the cards a page just claimed, from the rows it holds in memory."""
-    started = time.monotonic()
-    report = cards_load_claimed(customer=customer, instances=instances, token=token)
-    _log_load(customer.pk, report, started)
-
-
-def _log_load(customer_id: int, report: LoadReport, started: float) -> None:
-    logger.info(
-        "cards_load customer=%s keys=%s outcome=%s requests=%d duration_ms=%d",
-        customer_id,
-        ",".join(i.config.key for i in report.instances) or "-",
-        ",".join(f"{i.config.key}:{i.state}" for i in report.instances) or "nothing-to-load",
-        report.requests,
-        _ms(started),
+    load_job_run(
+        customer_id=customer_id,
+        config_ids=config_ids,
+        stale_before=stale_before,
+        paced=paced,
+        deferrals=deferrals,
+        claim_token=claim_token,
     )
 
 

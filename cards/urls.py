@@ -1,12 +1,14 @@
 from django.urls import path
 
-from cards import example_api, integrator_views, views
+from cards.integrator import views as integrator_views
+from cards.integrator.example_api import example_cards_view
+from cards.live import views
 
 app_name = "cards"
 urlpatterns = [
     # The view itself answers 404 unless CARDS_EXAMPLE_API_ENABLED (checked per request,
     # so tests can switch it with override_settings).
-    path("examples/cards/", example_api.example_cards_view, name="example-api"),
+    path("examples/cards/", example_cards_view, name="example-api"),
     # Agent card views (SPEC §7). Reload-all comes first: it also answers GET for a card
     # whose key is "reload".
     path("customers/<int:pk>/cards/reload/", views.cards_reload_all, name="cards-reload"),

@@ -1,8 +1,8 @@
-"""The Celery app: reads CELERY_* settings; every schedule is declared in cards.schedules.
+"""The Celery app: reads CELERY_* settings; every schedule is in cards.background.schedules.
 
 JSON only, acks late (no Redis ack emulation), one prefetched message per worker thread,
 global soft/hard time limits (config.settings.base). Publishing goes through
-cards.dispatch, which picks the broker from `settings.REDIS_URL` at use time.
+cards.background.dispatch, which picks the broker from `settings.REDIS_URL` at use time.
 """
 
 import logging
@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from cards.schedules import BEAT_SCHEDULE
+from cards.background.schedules import BEAT_SCHEDULE
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 

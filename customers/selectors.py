@@ -1,35 +1,13 @@
 """Reads of customers."""
 
-from django.db import connections, router
 from django.db.models import Q, QuerySet
 
-from config.db import Columns, rows_as_models
-from customers.models import Customer, Tenant
-
-_CUSTOMER = Columns(Customer)
-_TENANT = Columns(Tenant)
+from customers.models import Customer
 
 
 def customer_get(*, pk: int) -> Customer | None:
-    """A customer by id, with their tenant (as `select_related("tenant")`): one statement,
-    hand-written (`config.db`) because the customer page reads it on every view."""
-    connection = connections[router.db_for_read(Customer)]
-    quote = connection.ops.quote_name
-    customer, tenant = Customer._meta, Tenant._meta
-    # Identifiers from the models' metadata, quoted; values are parameters.
-    sql = f"""
-        SELECT {_CUSTOMER.select("c", connection)}, {_TENANT.select("t", connection)}
-        FROM {quote(customer.db_table)} c
-        LEFT OUTER JOIN {quote(tenant.db_table)} t
-            ON t.{quote(tenant.pk.column)} = c.{quote(customer.get_field("tenant").column)}
-        WHERE c.{quote(customer.pk.column)} = %s
-    """  # noqa: S608
-    rows = rows_as_models(connection, sql, [pk], [_CUSTOMER, _TENANT])
-    if not rows:
-        return None
-    found, found_tenant = rows[0]
-    found.tenant = found_tenant  # read already: no query when the page shows it
-    return found
+    """A customer by id, with their tenant: one query."""
+    return Customer.objects.select_related("tenant").filter(pk=pk).first()
 
 
 def customer_find(*, ref: str) -> Customer | None:

@@ -6,7 +6,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from cards.views import cards_panel
+from cards.live.views import cards_panel
 from customers.selectors import customer_get, customer_search
 from customers.viewing import customer_mark_viewed
 

@@ -99,6 +99,6 @@ def _bell_listener_stopped(django_db_setup):
     """The store bell's PostgreSQL listener holds a connection to the test database: it
     is closed before the database is dropped (this fixture ends before django_db_setup)."""
     yield
-    from cards.bell import stop_listening
+    from cards.loading.bell import stop_listening
 
     stop_listening()

@@ -1,5 +1,9 @@
-"""Sessions stay rows of the database (config.sessions): a logout ends them everywhere."""
+"""Sessions are Django's: rows of the database (`db`, or `cached_db` over Redis), so a
+logout ends them everywhere."""
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -8,8 +12,6 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-
-from config.sessions import SessionStore
 
 pytestmark = pytest.mark.django_db
 
@@ -40,11 +42,29 @@ def test_an_expired_session_is_not_read(agent_client):
     assert response.status_code == 302
 
 
-def test_a_session_reads_back_what_was_saved():
-    session = SessionStore()
-    session["answer"] = 42
-    session.create()
+def _settings_with(env: dict[str, str]) -> str:
+    """The session engine and session cache that config.settings.base picks under `env`."""
+    code = (
+        "import config.settings.base as s; "
+        "print(s.SESSION_ENGINE, s.CACHES.get('sessions', {}).get('BACKEND'))"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=settings.BASE_DIR,
+    )
+    return done.stdout.strip()
 
-    assert SessionStore(session.session_key).load() == {"answer": 42}
-    unknown = SessionStore("x" * 32)
-    assert unknown.load() == {} and unknown.session_key is None
+
+def test_sessions_use_djangos_db_engine_without_redis():
+    assert _settings_with({}) == "django.contrib.sessions.backends.db None"
+
+
+def test_sessions_go_through_a_shared_redis_cache_when_redis_is_configured():
+    assert _settings_with({"REDIS_URL": "redis://127.0.0.1:6379/9"}) == (
+        "django.contrib.sessions.backends.cached_db django.core.cache.backends.redis.RedisCache"
+    )

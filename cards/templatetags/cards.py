@@ -3,7 +3,7 @@
 from django import template
 from django.utils.safestring import SafeString
 
-from cards.rendering import render_components
+from cards.live.rendering import render_components
 
 register = template.Library()
 

@@ -108,14 +108,24 @@ LOGOUT_REDIRECT_URL = "login"
 # so a stale entry is never read, only evicted.
 CACHES = {
     "default": {
-        "BACKEND": "config.caches.LocalMemoryCache",
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "OPTIONS": {"MAX_ENTRIES": 5000},
     }
 }
-# Sessions stay in the database (Django's `db` engine, read in one plain statement), not
-# in that per-process cache: a logout in one web process must end the session in every
-# other one at once.
-SESSION_ENGINE = "config.sessions"
+REDIS_URL = env.str("REDIS_URL", default="")
+# Sessions are rows of the database (Django's `db` engine), so a logout ends them in every
+# web process at once. With Redis, Django's `cached_db` engine reads them through a cache
+# that every process shares (a logout deletes both).
+if REDIS_URL:
+    CACHES["sessions"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "sessions",
+    }
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    SESSION_CACHE_ALIAS = "sessions"
+else:
+    SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -136,9 +146,9 @@ LOGGING = {
 }
 
 # --- Celery ------------------------------------------------------------------------
-# Without REDIS_URL, tasks run in-process on a small thread pool (cards.dispatch), so the
-# embedded default needs no service. With it, Redis is the broker and workers load cards.
-REDIS_URL = env.str("REDIS_URL", default="")
+# Without REDIS_URL, tasks run in-process on a small thread pool (cards.background.dispatch),
+# so the embedded default needs no service. With it, Redis is the broker and workers load
+# cards (REDIS_URL is read with the caches, above).
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -204,7 +214,7 @@ CARDS_WAIT_SECONDS = env.float("CARDS_WAIT_SECONDS", default=20.0)
 # Built-in example card API (SPEC §10) and the demo.
 CARDS_EXAMPLE_API_ENABLED = env.bool("CARDS_EXAMPLE_API_ENABLED", default=True)
 
-# --- Background work (cards.schedules, cards.refresh) ----------------------------------
+# --- Background work (cards.background.schedules, cards.background.refresh) ------------
 # Refresh-ahead and keep-warm reload cards that expire within this many seconds.
 CARDS_REFRESH_AHEAD_SECONDS = env.int("CARDS_REFRESH_AHEAD_SECONDS", default=60)
 # At most this many cards per run of a dispatcher (refresh-ahead, keep-warm, recovery).

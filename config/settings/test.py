@@ -6,7 +6,16 @@ from .base import *  # noqa: F403
 from .base import env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # With REDIS_URL (CI's services pass) sessions go through Redis as in production, under
+    # a prefix per test run.
+    **(
+        {"sessions": {**CACHES["sessions"], "KEY_PREFIX": f"test-{os.getpid()}-sessions"}}  # noqa: F405
+        if "sessions" in CACHES  # noqa: F405
+        else {}
+    ),
+}
 CARDS_ALLOW_HTTP = True
 CARDS_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1", "localhost"]
 CARDS_RETRY_DELAY_SECONDS = 0.2

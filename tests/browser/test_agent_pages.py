@@ -13,8 +13,8 @@ import pytest
 from playwright.sync_api import expect
 from werkzeug import Request, Response
 
-from cards.display import AGENT_REASONS
-from cards.example_api import CARD_TITLES
+from cards.integrator.example_api import CARD_TITLES
+from cards.live.display import AGENT_REASONS
 from cards.management.commands.seed_demo import demo_seed
 from tests.cards.cardapi import card
 from tests.factories import CardConfigFactory, CustomerFactory, TenantFactory, UserFactory

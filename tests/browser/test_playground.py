@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from playwright.sync_api import expect
 
-from cards.example_api import example_cards
+from cards.integrator.example_api import example_cards
 from cards.models import CardInstance, CardRequest
 from tests.factories import CardConfigFactory, CardConfigHeaderFactory, UserFactory
 

@@ -9,8 +9,8 @@ import time
 from django.urls import reverse
 from werkzeug import Request, Response
 
+from cards.live.waiting import card_version
 from cards.models import CardInstance
-from cards.waiting import card_version
 from tests.cards.cardapi import card
 
 

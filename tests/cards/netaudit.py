@@ -4,7 +4,7 @@ blocked before a packet is sent. The `connects` fixture (tests/conftest.py) wrap
 import ipaddress
 import sys
 
-from cards.http import build_request_headers, post_cards
+from cards.protocol.http import build_request_headers, post_cards
 
 BODY = b'{"cardKeys":["plan"]}'
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from cards.schema import (
+from cards.protocol.schema import (
     BADGE_COLORS,
     COMPONENT_NAMES,
     SPACING_SIZES,

@@ -1,9 +1,9 @@
-"""cards.alarms: one thread calls each function when its moment comes, in due order."""
+"""cards.protocol.alarms: one thread calls each function when its moment comes, in due order."""
 
 import threading
 import time
 
-from cards.alarms import Alarms
+from cards.protocol.alarms import Alarms
 
 
 def test_alarms_fire_in_due_order_and_an_earlier_one_added_later_is_not_kept_waiting():

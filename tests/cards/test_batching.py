@@ -2,8 +2,8 @@
 
 import pytest
 
-from cards.batching import batches_for
-from cards.services import card_configs_enabled, cards_load
+from cards.loading.services import card_configs_enabled, cards_load
+from cards.protocol.batching import batches_for
 from tests.cards.cardapi import card
 from tests.factories import CardConfigFactory, CardConfigHeaderFactory, CustomerFactory
 

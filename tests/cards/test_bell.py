@@ -1,4 +1,4 @@
-"""The store bell (cards.bell): a store wakes the long-polls waiting for its customer as
+"""The store bell (cards.loading.bell): a store wakes the long-polls waiting for its customer as
 soon as it commits, in the same process and, on PostgreSQL, in every other one.
 
 The waits here read the database only every 30 s, longer than their timeout, so only the
@@ -15,10 +15,10 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 from werkzeug import Response
 
-from cards.bell import CHANNEL, Bell, bell, listening
+from cards.live.waiting import cards_wait
+from cards.loading.bell import CHANNEL, Bell, bell, listening
+from cards.loading.services import cards_load
 from cards.models import CardInstance
-from cards.services import cards_load
-from cards.waiting import cards_wait
 from tests.cards.cardapi import card
 from tests.cards.cardpages import serve_versions
 from tests.factories import CardConfigFactory, CardInstanceFactory, CustomerFactory

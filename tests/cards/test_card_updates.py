@@ -16,8 +16,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from werkzeug import Request, Response
 
+from cards.live.waiting import START_GRACE_SECONDS, cards_wait
 from cards.models import CardInstance
-from cards.waiting import START_GRACE_SECONDS, cards_wait
 from tests.cards.cardapi import card
 from tests.cards.cardpages import (
     card_of,

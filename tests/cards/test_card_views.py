@@ -15,9 +15,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from cards.display import AGENT_REASONS, UNAVAILABLE_NOTICE
+from cards.live.display import AGENT_REASONS, UNAVAILABLE_NOTICE
+from cards.live.waiting import RETRY_AFTER_SECONDS
 from cards.models import CardInstance
-from cards.waiting import RETRY_AFTER_SECONDS
 from tests.cards.cardapi import card
 from tests.cards.cardpages import (
     card_ids,

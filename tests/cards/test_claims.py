@@ -10,8 +10,8 @@ from django.db import close_old_connections
 from django.utils import timezone
 from werkzeug import Response
 
+from cards.loading.services import card_configs_enabled, cards_claim, cards_load
 from cards.models import CardInstance
-from cards.services import card_configs_enabled, cards_claim, cards_load
 from customers.models import Customer
 from tests.cards.cardapi import card
 from tests.factories import CardConfigFactory, CustomerFactory
@@ -91,9 +91,9 @@ def test_a_claim_left_by_a_killed_loader_is_taken_over_after_its_deadline(card_a
 def test_a_loader_whose_claim_was_taken_over_does_not_overwrite_the_newer_result(
     card_api, settings
 ):
-    from cards.batching import batches_for
-    from cards.outcomes import CardOutcome
-    from cards.services import _store_outcomes  # the write path of a late, dead loader
+    from cards.loading.services import _store_outcomes  # the write path of a late, dead loader
+    from cards.protocol.batching import batches_for
+    from cards.protocol.outcomes import CardOutcome
 
     config = CardConfigFactory(key="plan", api_url=card_api.url)
     customer = CustomerFactory()
@@ -134,7 +134,7 @@ def test_a_task_delivered_twice_takes_the_pages_claim_over_once(card_api):
 
 @pytest.mark.django_db
 def test_new_cards_are_inserted_already_claimed(card_api):
-    from cards.services import instance_needs_load
+    from cards.loading.services import instance_needs_load
 
     config = CardConfigFactory(key="plan", api_url=card_api.url)
     customer = CustomerFactory()
@@ -216,7 +216,7 @@ def test_force_claims_fresh_cards_and_dead_claims_but_not_live_ones(card_api, se
 
 @pytest.mark.django_db
 def test_a_released_claim_is_taken_again(card_api):
-    from cards.services import cards_claim_release
+    from cards.loading.services import cards_claim_release
 
     config = CardConfigFactory(key="plan", api_url=card_api.url)
     customer = CustomerFactory()
@@ -230,7 +230,7 @@ def test_a_released_claim_is_taken_again(card_api):
 
 @pytest.mark.django_db
 def test_a_take_over_reads_back_only_the_pages_claimed_cards(card_api):
-    from cards.services import cards_claim_take_over
+    from cards.loading.services import cards_claim_take_over
 
     one, two = (CardConfigFactory(key=key, api_url=card_api.url) for key in ["one", "two"])
     customer = CustomerFactory()

@@ -6,9 +6,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from cards.configs import card_configs_import
+from cards.configuration.transfer import card_configs_import
+from cards.loading.services import card_configs_enabled
 from cards.models import CardConfig
-from cards.services import card_configs_enabled
 from tests.factories import CardConfigFactory, CardConfigHeaderFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,7 @@
 """Every SPEC §2 rule, one bad value each, through the admin form and through the import.
 
-Both paths share `cards.validation`, so each case runs twice with the same expected message.
+Both paths share `cards.configuration.validation`, so each case runs twice with the same
+expected message.
 """
 
 import html

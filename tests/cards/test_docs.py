@@ -18,11 +18,11 @@ import pytest
 from django.conf import settings
 from werkzeug import Response
 
-from cards.http import build_request_body, build_request_headers
+from cards.integrator.preview import card_api_try, sample_customer
 from cards.models import CardInstance
-from cards.preview import card_api_try, sample_customer
-from cards.schema import COMPONENT_NAMES, validate_components, validate_response
-from cards.schema.models import FIELDS_UNDER
+from cards.protocol.http import build_request_body, build_request_headers
+from cards.protocol.schema import COMPONENT_NAMES, validate_components, validate_response
+from cards.protocol.schema.models import FIELDS_UNDER
 
 DOCS = Path(settings.BASE_DIR) / "docs"
 README = Path(settings.BASE_DIR) / "README.md"

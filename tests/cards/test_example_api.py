@@ -8,9 +8,9 @@ import time
 import pytest
 from django.urls import reverse
 
-from cards.example_api import CARD_BUILDERS
-from cards.rendering import render_components
-from cards.schema import validate_response
+from cards.integrator.example_api import CARD_BUILDERS
+from cards.live.rendering import render_components
+from cards.protocol.schema import validate_response
 
 ALL_KEYS = list(CARD_BUILDERS)
 SECRET = "whsec_test_secret"

@@ -3,7 +3,7 @@ by name or by address, unless the host is allowed; and check_url says why up fro
 
 import pytest
 
-from cards.http import check_url
+from cards.protocol.http import check_url
 from tests.cards.netaudit import post
 
 # Every connection is recorded, and any that would leave loopback blocked.

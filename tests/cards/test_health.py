@@ -11,9 +11,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cards.admin import CardConfigAdmin
-from cards.health import config_health, config_latency, config_latest_errors, health_since
+from cards.configuration.health import (
+    config_health,
+    config_latency,
+    config_latest_errors,
+    health_since,
+)
+from cards.loading.services import cards_load
 from cards.models import CardInstance, CardRequest
-from cards.services import cards_load
 from tests.factories import CardConfigFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db

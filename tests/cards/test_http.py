@@ -22,8 +22,8 @@ from cryptography.x509.oid import NameOID
 from werkzeug import Request, Response
 
 from cards import __version__
-from cards.http import build_request_body, build_request_headers, post_cards
-from cards.signing import verify_signature
+from cards.protocol.http import build_request_body, build_request_headers, post_cards
+from cards.protocol.signing import verify_signature
 from tests.cards.netaudit import post
 from tests.cards.rawservers import (
     RawServer,

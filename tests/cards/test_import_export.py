@@ -9,7 +9,7 @@ from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from cards.configs import card_configs_export, card_configs_import
+from cards.configuration.transfer import card_configs_export, card_configs_import
 from cards.crypto import MASK, mask
 from cards.models import CardConfig, CardConfigHeader
 from tests.factories import CardConfigFactory, CardConfigHeaderFactory

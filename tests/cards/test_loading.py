@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from cards.loading.services import card_configs_enabled, cards_load
 from cards.models import CardInstance, CardRequest
-from cards.services import card_configs_enabled, cards_load
 from tests.cards.cardapi import TEXT, card
 from tests.factories import CardConfigFactory, CustomerFactory
 

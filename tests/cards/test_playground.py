@@ -8,10 +8,10 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from cards.example_api import CARD_BUILDERS
-from cards.playground import path_location, playground_examples, value_offsets
-from cards.rendering import render_components
-from cards.schema import response_json_schema
+from cards.integrator.example_api import CARD_BUILDERS
+from cards.integrator.playground import path_location, playground_examples, value_offsets
+from cards.live.rendering import render_components
+from cards.protocol.schema import response_json_schema
 
 CHECK_URL = reverse("cards:playground-check")
 PAGE_URL = reverse("cards:playground")

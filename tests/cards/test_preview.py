@@ -12,9 +12,9 @@ from django.urls import reverse
 from werkzeug import Response
 
 from cards.crypto import mask
+from cards.live.rendering import render_components
 from cards.models import CardInstance, CardRequest
-from cards.rendering import render_components
-from cards.signing import verify_signature
+from cards.protocol.signing import verify_signature
 from tests.cards.cardapi import card
 from tests.factories import (
     CardConfigFactory,

@@ -1,4 +1,4 @@
-"""What the dispatchers pick, and the pacing of keep-warm (cards.refresh; SPEC §6, §7).
+"""What the dispatchers pick, and the pacing of keep-warm (cards.background.refresh; SPEC §6, §7).
 
 These run inside a test transaction, so the jobs a dispatcher returns are never sent
 (on_commit): the selection alone is under test. The loads they start are tested with
@@ -11,9 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from cards.batching import batches_for
-from cards.models import CardConfig, CardInstance
-from cards.refresh import (
+from cards.background.refresh import (
     PACE_MAX_DEFERRALS,
     PACE_MAX_WAIT_SECONDS,
     cards_keep_warm,
@@ -23,7 +21,9 @@ from cards.refresh import (
     pace_interval,
     pace_next_slot,
 )
-from cards.services import card_configs_enabled
+from cards.loading.services import card_configs_enabled
+from cards.models import CardConfig, CardInstance
+from cards.protocol.batching import batches_for
 from tests.factories import CardConfigFactory, CardInstanceFactory, CustomerFactory
 
 State = CardInstance.State

@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 import pytest
 from django.template import Context, Template
 
-from cards.rendering import (
+from cards.live.rendering import (
     BADGE_COLORS,
     SPACING_SIZES,
     TEXT_COLORS,

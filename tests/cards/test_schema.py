@@ -6,7 +6,7 @@ Schema is tested in test_schema_json.py.
 
 import pytest
 
-from cards.schema import (
+from cards.protocol.schema import (
     BADGE_COLORS,
     COMPONENT_NAMES,
     DEFAULT_BADGE_COLOR,

@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 from django.core.management import call_command
 
-from cards.schema import (
+from cards.protocol.schema import (
     response_json_schema,
 )
 from tests.cards.schema_corpus import INVALID, SCHEMA_FILE, SHAPES, VALID, wrap

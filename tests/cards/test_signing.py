@@ -3,7 +3,7 @@ import hmac
 
 import pytest
 
-from cards.signing import signature_header_value, verify_signature
+from cards.protocol.signing import signature_header_value, verify_signature
 
 BODY = b'{"cardKeys":["plan"],"customer":{"id":"c_1","email":"a@example.com","externalId":null}}'
 T = 1_700_000_000

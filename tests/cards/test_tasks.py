@@ -15,8 +15,8 @@ import redis
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from cards import schedules
-from cards.dispatch import LoadJob, dispatch_jobs, dispatch_loads
+from cards.background import schedules
+from cards.background.dispatch import LoadJob, dispatch_jobs, dispatch_loads
 from cards.models import CardInstance
 from cards.tasks import (
     cards_keep_warm_task,

@@ -24,9 +24,10 @@ from django.urls import reverse
 from django.utils import timezone
 from werkzeug import Request, Response
 
-from cards.dispatch import DispatchUnavailable, LoadJob, dispatch_jobs, dispatch_loads
+from cards.background.dispatch import DispatchUnavailable, LoadJob, dispatch_jobs, dispatch_loads
+from cards.background.enqueue import cards_enqueue_stale
+from cards.loading.services import card_configs_enabled
 from cards.models import CardInstance, CardRequest
-from cards.services import card_configs_enabled, cards_enqueue_stale
 from cards.tasks import (
     cards_keep_warm_task,
     cards_purge_task,
@@ -374,7 +375,7 @@ def test_a_killed_loaders_claim_is_recovered_after_its_deadline(mode, card_api, 
             # The embedded mode's loader is the web process itself: kill one mid-load.
             victim = start_django_process(
                 code=(
-                    "from cards.services import cards_load\n"
+                    "from cards.loading.services import cards_load\n"
                     "from customers.models import Customer\n"
                     f"cards_load(customer=Customer.objects.get(pk={customer.pk}))\n"
                 ),

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cards.preview import Trial, card_api_try, card_response_judge, sample_customer
+from cards.integrator.preview import Trial, card_api_try, card_response_judge, sample_customer
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cards.configs import card_configs_export
+from cards.configuration.transfer import card_configs_export
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cards.schema import response_json_schema
+from cards.protocol.schema import response_json_schema
 
 
 class Command(BaseCommand):
@@ -11,7 +11,7 @@ class Command(BaseCommand):
         "Write the JSON Schema (draft 2020-12) of a card API response (SPEC §5) to stdout, "
         "or to --output PATH. The committed copy is docs/card-response.schema.json; "
         "regenerate it with --output docs/card-response.schema.json after changing "
-        "cards/schema (a test fails while they differ)."
+        "cards/protocol/schema (a test fails while they differ)."
     )
 
     def add_arguments(self, parser):

@@ -3,7 +3,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from cards.configs import card_configs_import
+from cards.configuration.transfer import card_configs_import
 from config.commandline import import_refused, read_input
 
 

@@ -2,9 +2,10 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cards.dispatch import DispatchUnavailable
-from cards.selectors import CardView, card_list
-from cards.services import card_configs_enabled, cards_enqueue_stale, cards_load
+from cards.background.dispatch import DispatchUnavailable
+from cards.background.enqueue import cards_enqueue_stale
+from cards.live.selectors import CardView, card_list
+from cards.loading.services import card_configs_enabled, cards_load
 from customers.models import Customer
 from customers.selectors import customer_find
 

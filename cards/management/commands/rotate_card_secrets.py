@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from cards.configs import card_secrets_rotate
+from cards.configuration.transfer import card_secrets_rotate
 
 
 class Command(BaseCommand):

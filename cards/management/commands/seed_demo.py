@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from cards.example_api import CARD_TITLES
+from cards.integrator.example_api import CARD_TITLES
 from cards.models import CardConfig
 from customers.models import Customer, Tenant
 

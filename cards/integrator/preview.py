@@ -1,0 +1,55 @@
+"""Trying a card API without touching the cache: check_card_api and the admin preview.
+
+The same request, validation and outcome rules as a real load (SPEC §3, §5), but nothing
+is claimed or stored.
+"""
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from cards.models import CardInstance
+from cards.protocol.http import Exchange, build_request_body, build_request_headers, post_cards
+from cards.protocol.outcomes import CardOutcome, outcomes_for
+from customers.models import Customer
+
+
+@dataclass
+class Trial:
+    exchange: Exchange
+    outcomes: dict[str, CardOutcome]
+
+    @property
+    def ok(self) -> bool:
+        return all(outcome.ok for outcome in self.outcomes.values())
+
+
+def card_api_try(
+    *, url: str, headers: list[tuple[str, str]], keys: list[str], customer: Customer
+) -> Trial:
+    """Send one real, signed request for `keys` and judge the answer; stores nothing."""
+    body = build_request_body(customer=customer, keys=keys)
+    exchange = post_cards(
+        url=url.strip(), headers=build_request_headers(configured=headers, body=body), body=body
+    )
+    return Trial(exchange=exchange, outcomes=outcomes_for(exchange, keys))
+
+
+def card_response_judge(*, body: bytes, keys: list[str]) -> Trial:
+    """Judge a saved response body as if a card API had answered it with status 200."""
+    started = time.monotonic()
+    exchange = Exchange(url="", request_headers={}, request_body=b"", status_code=200)
+    exchange.response_body = body
+    limit = settings.CARDS_MAX_RESPONSE_BYTES
+    if len(body) > limit:
+        exchange.error_kind = CardInstance.ErrorKind.RESPONSE_BODY
+        exchange.error_message = f"the body is {len(body)} bytes; the limit is {limit}"
+    outcomes = outcomes_for(exchange, keys)
+    exchange.duration_ms = int((time.monotonic() - started) * 1000)
+    return Trial(exchange=exchange, outcomes=outcomes)
+
+
+def sample_customer(*, email: str = "alex@example.com", external_id: str | None = None) -> Customer:
+    """An unsaved customer for trying an API when no real one is picked."""
+    return Customer(public_id="c_sample", email=email, external_id=external_id, full_name="")

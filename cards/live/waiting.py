@@ -1,0 +1,263 @@
+"""Waiting for cards' loads to finish, for the customer page's long-poll (SPEC §7).
+
+The page starts loads in the background and asks, with one request, for the cards it is
+waiting for; the request holds until at least one of them has an answer newer than what
+the page shows, gathers the batch-mates that finish right after it, and answers those.
+The same wait serves a page whose cards expire: it starts their reload (together, so
+cards that expire together are fetched in one batch) and waits for it. No client-side
+polling loop: the wait sleeps on the store bell (`cards.loading.bell`), which every store rings
+when it commits, and reads the cards (one small query, whatever their number) when it
+rings, or on its own slow schedule as a safety net.
+"""
+
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from cards.background.dispatch import DispatchUnavailable
+from cards.background.enqueue import cards_enqueue_stale
+from cards.loading.bell import bell, listening
+from cards.loading.services import instance_needs_load
+from cards.models import CardConfig, CardInstance
+from customers.models import Customer
+
+State = CardInstance.State
+
+POLL_INTERVAL_SECONDS = 0.025
+# The reads' pace while the bell hears every process's stores (`cards.loading.bell.listening`).
+LISTENING_INTERVAL_SECONDS = 0.25
+# After the first card settles, the wait lingers this long for the cards still loading
+# (a page's batches, started together, finish within milliseconds of each other), so one
+# answer carries them all; it answers at once when none is left.
+COALESCE_SECONDS = 0.03
+COALESCE_INTERVAL_SECONDS = 0.005
+# The page or reload that rendered a pending card started its load at `since`; a card
+# nobody claimed by then (a lost task) gets a load from the wait, after this long: any
+# earlier one would be a harmless no-op, or would split the page's batch in two.
+START_GRACE_SECONDS = 2.0
+# A card whose answer was stale at once (a retriable failure, a TTL of 0) is asked again
+# after this pause, never in a tight loop.
+RETRY_AFTER_SECONDS = 15
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# What a tick reads: enough to tell settled, loading and due apart (no components).
+_STATE_FIELDS = ("id", "config_id", "state", "updated_at", "claimed_at", "expires_at")
+
+
+def card_version(instance: CardInstance | None) -> int:
+    """The stored answer a page shows, as an integer: `updated_at` in epoch microseconds
+    (0: no row). Stores move it; claims do not."""
+    if instance is None:
+        return 0
+    return (instance.updated_at - _EPOCH) // timedelta(microseconds=1)
+
+
+def card_settled(instance: CardInstance | None, *, since: datetime, now: datetime) -> bool:
+    """Whether a card a page waits for holds an answer worth showing, the page's version
+    unknown: it does when it is fresh, or when a load stored something (an answer or an
+    error) at or after `since` and nobody is loading it again. A row in `loading` never
+    settles: it is either claimed (its loader will store) or about to be claimed.
+    """
+    if instance is None or instance.state == State.LOADING:
+        return False
+    return instance.is_fresh(now) or instance.updated_at >= since
+
+
+def card_has_news(
+    instance: CardInstance | None,
+    *,
+    shown: int | None,
+    pending: bool,
+    since: datetime,
+    now: datetime,
+) -> bool:
+    """Whether the page should get this card now.
+
+    `shown` is the version the page shows (`card_version`), None when unknown. A card the
+    page shows settled has news when another answer was stored since; one it shows loading,
+    when it settled (`card_settled`, or simply another stored answer). Versions, not times:
+    a store is stamped when it starts and seen when it commits, later, so a moment
+    between the two would hide it.
+    """
+    if instance is None or instance.state == State.LOADING:
+        return False
+    if shown is not None and card_version(instance) != shown:
+        return True
+    if not pending:
+        return False
+    return (
+        instance.is_fresh(now)
+        if shown is not None
+        else card_settled(instance, since=since, now=now)
+    )
+
+
+def card_due_at(instance: CardInstance | None, *, now: datetime) -> datetime:
+    """When the card should be loaded again, as seen by a page showing it.
+
+    At expiry; but an answer that was never fresh (a retriable failure stores one already
+    expired, as does a TTL of 0) waits `RETRY_AFTER_SECONDS` from its store. A card with no
+    answer yet, or whose claim died, is due now.
+    """
+    if instance is None or instance.state == State.LOADING or instance.expires_at is None:
+        return now
+    if instance.expires_at > instance.updated_at:
+        return instance.expires_at
+    return instance.updated_at + timedelta(seconds=RETRY_AFTER_SECONDS)
+
+
+@dataclass
+class CardsWait:
+    """How the wait ended: the cards as last read, and what the page should learn.
+
+    `settled` holds the config ids with an answer for the page; `waiting` those still
+    loading for it; `unavailable` those whose load the broker refused. `now` is when the
+    cards were last read.
+    """
+
+    instances: dict[int, CardInstance]
+    now: datetime
+    settled: set[int] = field(default_factory=set)
+    waiting: set[int] = field(default_factory=set)
+    unavailable: set[int] = field(default_factory=set)
+
+
+def _read(customer: Customer, config_ids: list[int]) -> dict[int, CardInstance]:
+    rows = (
+        CardInstance.objects.filter(customer=customer, config_id__in=config_ids)
+        .only(*_STATE_FIELDS)
+        .order_by()
+    )
+    return {row.config_id: row for row in rows}
+
+
+def cards_wait(
+    *,
+    customer: Customer,
+    configs: Sequence[CardConfig],
+    pending: Collection[int],
+    since: datetime,
+    shown: Mapping[int, int] | None = None,
+    start_grace: float = 0.0,
+    timeout: float | None = None,
+    interval: float = POLL_INTERVAL_SECONDS,
+    coalesce: float = COALESCE_SECONDS,
+    on_news: Callable[[set[int]], None] | None = None,
+) -> CardsWait:
+    """Wait until a card of `configs` has news for the page (`card_has_news`), or `timeout`.
+
+    `shown` maps config ids to the versions the page shows (None: unknown, then `since`
+    tells new from old); `pending` are the config ids it shows loading. Cards that are
+    due (`card_due_at`) and that nobody loads get their loads started here, all at once so
+    they batch; pending cards with no live claim only `start_grace` seconds after `since`
+    (the page or reload that rendered them started their loads then). The wait returns at
+    once when it has nothing to wait for, and after `timeout` (default
+    `CARDS_WAIT_SECONDS`) at most. One small query per tick; no transaction is held, so
+    loaders' writes show on the next. While it lingers for the rest of a batch-mate's
+    cards, `on_news(config_ids)` gets each card with news once, so the caller can prepare
+    its answer meanwhile.
+    """
+    timeout = settings.CARDS_WAIT_SECONDS if timeout is None else timeout
+    with bell.subscribe(customer.pk) as rung:
+        return _wait(
+            rung,
+            customer=customer,
+            configs=configs,
+            waiting_for=set(pending) & {config.pk for config in configs},
+            since=since,
+            shown=shown,
+            start_grace=start_grace,
+            deadline=time.monotonic() + timeout,
+            interval=interval,
+            coalesce=coalesce,
+            on_news=on_news,
+        )
+
+
+def _wait(
+    rung: threading.Event,
+    *,
+    customer: Customer,
+    configs: Sequence[CardConfig],
+    waiting_for: set[int],
+    since: datetime,
+    shown: Mapping[int, int] | None,
+    start_grace: float,
+    deadline: float,
+    interval: float,
+    coalesce: float,
+    on_news: Callable[[set[int]], None] | None,
+) -> CardsWait:
+    config_ids = [config.pk for config in configs]
+    started: set[int] = set()
+    announced: set[int] = set()
+    coalesce_until: float | None = None
+    while True:
+        rung.clear()  # a store committed from here on wakes the wait below
+        now = timezone.now()
+        instances = _read(customer, config_ids)
+        settled = {
+            pk
+            for pk in config_ids
+            if card_has_news(
+                instances.get(pk),
+                shown=None if shown is None else shown.get(pk, 0),
+                pending=pk in waiting_for,
+                since=since,
+                now=now,
+            )
+        }
+        result = CardsWait(
+            instances=instances, now=now, settled=settled, waiting=waiting_for - settled
+        )
+        if settled:
+            if not result.waiting or (coalesce_until and time.monotonic() >= coalesce_until):
+                return result
+            coalesce_until = coalesce_until or time.monotonic() + coalesce
+            if on_news is not None and settled - announced:
+                # The caller prepares these (renders them) while the rest are stored.
+                on_news(settled - announced)
+                announced |= settled
+            left = max(0.0, coalesce_until - time.monotonic())
+            rung.wait(left if listening() else min(left, COALESCE_INTERVAL_SECONDS))
+            continue
+        due = [
+            config
+            for config in configs
+            if config.pk not in started
+            and _should_start(
+                instances.get(config.pk),
+                now=now,
+                not_before=since + timedelta(seconds=start_grace)
+                if config.pk in waiting_for
+                else since,
+            )
+        ]
+        if due:
+            try:
+                cards_enqueue_stale(customer=customer, configs=due, instances=instances)
+            except DispatchUnavailable:
+                result.unavailable = {config.pk for config in due}
+                return result
+            started |= {config.pk for config in due}
+            waiting_for |= started
+            continue  # read them back as loading before sleeping
+        if not result.waiting or time.monotonic() >= deadline:
+            return result
+        # Woken by the bell as soon as a store commits; reading anyway every `interval`
+        # (slower while stores of every process ring it) catches what it cannot hear.
+        pause = max(interval, LISTENING_INTERVAL_SECONDS) if listening() else interval
+        rung.wait(min(pause, max(0.0, deadline - time.monotonic())))
+
+
+def _should_start(instance: CardInstance | None, *, now: datetime, not_before: datetime) -> bool:
+    if not instance_needs_load(instance, now=now):
+        return False
+    if instance is None or instance.state == State.LOADING:
+        return now >= not_before  # never loaded, or its claim died or was released
+    return now >= card_due_at(instance, now=now)

@@ -1,0 +1,191 @@
+"""From one exchange with a card API to one outcome per requested card (SPEC §5, §6).
+
+Pure functions, no database: the loading service stores what these decide.
+"""
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+from cards.protocol.http import Exchange
+from cards.protocol.schema import ValidCard, validate_card
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorKind(models.TextChoices):
+    """Why a card failed to load (SPEC §6); stored on the instance and the request log."""
+
+    TIMEOUT = "TIMEOUT"
+    REQUEST = "REQUEST"
+    STATUS_CODE = "STATUS_CODE"
+    RESPONSE_BODY = "RESPONSE_BODY"
+    MISSING_CARD = "MISSING_CARD"
+    CARD_TOO_BIG = "CARD_TOO_BIG"
+    UNKNOWN = "UNKNOWN"
+
+
+BODY_EXCERPT_BYTES = 4096
+
+
+@dataclass
+class CardOutcome:
+    """What happened to one card: loaded components, or an error with its detail."""
+
+    key: str
+    error_kind: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+    components: list[dict] | None = None
+    ttl_seconds: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.error_kind
+
+    @property
+    def retriable(self) -> bool:
+        return _is_retriable(self.error_kind, self.detail.get("statusCode"))
+
+    @property
+    def cached(self) -> bool:
+        """Integration errors are cached (SPEC §6); retriable ones are not."""
+        return not self.ok and not self.retriable
+
+
+def _is_retriable(error_kind: str, status_code: int | None) -> bool:
+    if error_kind in (ErrorKind.TIMEOUT, ErrorKind.REQUEST):
+        return True
+    return error_kind == ErrorKind.STATUS_CODE and (
+        status_code == 429 or (status_code is not None and status_code >= 500)
+    )
+
+
+def exchange_is_retriable(exchange: Exchange) -> bool:
+    """Whether the whole request failed in a way worth one more try after a pause."""
+    if exchange.error_kind:
+        return _is_retriable(exchange.error_kind, None)
+    return exchange.status_code != 200 and _is_retriable(
+        ErrorKind.STATUS_CODE, exchange.status_code
+    )
+
+
+def _excerpt(body: bytes) -> str:
+    return body[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace")
+
+
+def _fail_all(keys: list[str], kind: str, detail: dict[str, Any]) -> dict[str, CardOutcome]:
+    return {key: CardOutcome(key=key, error_kind=kind, detail=dict(detail)) for key in keys}
+
+
+def outcomes_for(exchange: Exchange, keys: list[str]) -> dict[str, CardOutcome]:
+    """Decide every requested card's outcome; never raises (UNKNOWN is logged)."""
+    try:
+        return _outcomes_for(exchange, keys)
+    except Exception as exc:
+        logger.exception("Unexpected failure interpreting a card API answer from %s", exchange.url)
+        return _fail_all(keys, ErrorKind.UNKNOWN, {"message": f"{type(exc).__name__}: {exc}"})
+
+
+def _outcomes_for(exchange: Exchange, keys: list[str]) -> dict[str, CardOutcome]:
+    base: dict[str, Any] = {"durationMs": exchange.duration_ms}
+    if exchange.status_code is not None:
+        base["statusCode"] = exchange.status_code
+    if exchange.error_kind:
+        detail = {**base, "message": exchange.error_message}
+        if exchange.response_body:
+            detail["bodyExcerpt"] = _excerpt(exchange.response_body)
+        return _fail_all(keys, exchange.error_kind, detail)
+    if exchange.status_code != 200:
+        return _fail_all(
+            keys,
+            ErrorKind.STATUS_CODE,
+            {
+                **base,
+                "message": f"the card API answered with status {exchange.status_code}; "
+                "only 200 is processed",
+                "bodyExcerpt": _excerpt(exchange.response_body),
+            },
+        )
+    try:
+        body = json.loads(exchange.response_body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _fail_all(
+            keys,
+            ErrorKind.RESPONSE_BODY,
+            {
+                **base,
+                "message": f"the body is not valid JSON: {exc}",
+                "bodyExcerpt": _excerpt(exchange.response_body),
+            },
+        )
+    if not isinstance(body, dict) or not isinstance(body.get("cards"), list):
+        got = "an object without a cards array" if isinstance(body, dict) else _json_type(body)
+        return _fail_all(
+            keys,
+            ErrorKind.RESPONSE_BODY,
+            {
+                **base,
+                "path": "cards",
+                "message": f"expected a JSON object with a cards array, got {got}",
+                "bodyExcerpt": _excerpt(exchange.response_body),
+            },
+        )
+    entries = _first_entry_per_key(body["cards"])
+    return {key: _card_outcome(key, entries.get(key), base) for key in keys}
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _first_entry_per_key(cards: list[Any]) -> dict[str, tuple[int, dict]]:
+    """For a repeated key the first wins; entries that are not keyed objects are ignored."""
+    entries: dict[str, tuple[int, dict]] = {}
+    for index, entry in enumerate(cards):
+        if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+            entries.setdefault(entry["key"], (index, entry))
+    return entries
+
+
+def _card_outcome(key: str, found: tuple[int, dict] | None, base: dict[str, Any]) -> CardOutcome:
+    if found is None:
+        return CardOutcome(
+            key=key,
+            error_kind=ErrorKind.MISSING_CARD,
+            detail={**base, "path": "cards", "message": f'no card with key "{key}" in cards'},
+        )
+    index, entry = found
+    path = f"cards[{index}]"
+    size = len(json.dumps(entry.get("components"), separators=(",", ":")).encode())
+    limit = settings.CARDS_MAX_CARD_BYTES
+    if size > limit:
+        return CardOutcome(
+            key=key,
+            error_kind=ErrorKind.CARD_TOO_BIG,
+            detail={
+                **base,
+                "path": f"{path}.components",
+                "message": f"the card's components are {size} bytes as JSON; the limit is {limit}",
+                "sizeBytes": size,
+                "limitBytes": limit,
+            },
+        )
+    result = validate_card(entry, path=path)
+    if isinstance(result, ValidCard):
+        return CardOutcome(key=key, components=result.components, ttl_seconds=result.ttl_seconds)
+    first = result[0]
+    return CardOutcome(
+        key=key,
+        error_kind=ErrorKind.RESPONSE_BODY,
+        detail={
+            **base,
+            "path": first.path,
+            "message": first.message,
+            "problems": [{"path": p.path, "message": p.message} for p in result[:50]],
+        },
+    )
