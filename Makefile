@@ -24,10 +24,12 @@ demo: migrate
 	$(PY) manage.py seed_demo
 	$(PY) manage.py runserver 127.0.0.1:8000
 
-## Set up and run the whole suite (SQLite unless DATABASE_URL is set), then lint.
+## Lint (ruff, import-linter's layer contracts), then the whole suite (SQLite unless
+## DATABASE_URL is set).
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run --settings=config.settings.test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
