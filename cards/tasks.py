@@ -7,6 +7,7 @@ outcome, duration). Periodic ones are scheduled in cards.background.schedules.
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from celery import shared_task
 
@@ -29,30 +30,16 @@ def _ms(started: float) -> int:
 
 
 @shared_task(name="cards.cards_load")
-def cards_load_task(
-    customer_id: int,
-    config_ids: list[int] | None = None,
-    stale_before: str | None = None,
-    paced: bool = False,
-    deferrals: int = 0,
-    claim_token: str | None = None,
-) -> None:
+def cards_load_task(customer_id: int, config_ids: list[int] | None = None, **options: Any) -> None:
     """Load one customer's stale cards (one batch, usually) and log one structured line.
 
-    `stale_before` (ISO 8601) also claims cards expiring by then (refresh-ahead);
-    `paced` loads keep to their endpoint's request-rate ceiling (keep-warm).
-    With `claim_token`, it loads the cards a page claimed with that token (taking the claim
-    over); without, it claims what needs loading itself.
+    `options` are a `LoadJob`'s (cards.background.dispatch): `stale_before` (ISO 8601) also
+    claims cards expiring by then (refresh-ahead); `paced` loads keep to their endpoint's
+    request-rate ceiling (keep-warm); with `claim_token` it takes over the cards a page
+    claimed with that token instead of claiming itself.
     Idempotent: the claim (or the take-over) makes a duplicate delivery a no-op.
     """
-    load_job_run(
-        customer_id=customer_id,
-        config_ids=config_ids,
-        stale_before=stale_before,
-        paced=paced,
-        deferrals=deferrals,
-        claim_token=claim_token,
-    )
+    load_job_run(customer_id=customer_id, config_ids=config_ids, **options)
 
 
 def _log_fan_out(name: str, started: float, fan_out: FanOut | None) -> None:

@@ -31,7 +31,8 @@ def load_job_run(
     deferrals: int = 0,
     claim_token: str | None = None,
 ) -> None:
-    """Load one customer's stale cards (one batch, usually); see `cards_load_task`."""
+    """Load one customer's stale cards (one batch, usually): claim them (or take over the
+    claim a page made with `claim_token`), fetch, store, and log one line."""
     started = time.monotonic()
     customer = customer_get(pk=customer_id)  # with the tenant, in one statement
     if customer is None:
