@@ -1,27 +1,28 @@
-"""The outbound HTTP client for card APIs (SPEC §3, §8).
+"""The outbound HTTP client for card APIs (SPEC §3, §8): one POST with a whole-exchange
+deadline, no redirects, a capped body and an SSRF guard on the address connected to,
+reported as an `Exchange`. Uses only `cards.protocol`."""
 
-One `post_cards` call is one POST with a hard deadline for the whole exchange, no
-redirects, a capped response body, and an outbound guard against server-side request
-forgery. It reports what happened on the wire as an `Exchange` and never raises for
-network or HTTP problems; deciding what they mean for cards is the engine's job.
-
-How the guard closes the DNS-rebinding gap: checking the name before calling `requests`
-would let the name resolve again, to another address, when urllib3 connects. Instead the
-check lives where the socket is made. Our urllib3 connection classes override only
-`_new_conn`: it resolves the host once, refuses unless every address is public (or the
-host is allow-listed), and connects to those same validated addresses. `conn.host` stays
-the URL's name, so urllib3 still sends it as the Host header, as TLS SNI and for
-certificate matching. The classes reach urllib3 through our own connection pools, set on
-the pool manager of a mounted `HTTPAdapter`; the session ignores proxy variables from the
-environment, since a proxy would connect to the target on our behalf, past the guard.
-
-How the deadline covers the whole exchange: socket timeouts bound each read, not the
-sum, so a server trickling a byte every half second would never time out. A watchdog
-timer shuts the connection's socket down when the deadline passes, which makes the
-blocked read return at once; the exchange is then a TIMEOUT whatever error or short
-body that read produced. Name resolution, which a socket shutdown cannot interrupt, runs
-in a helper thread that is waited on only until the deadline.
-"""
+# One `post_cards` call is one POST with a hard deadline for the whole exchange, no
+# redirects, a capped response body, and an outbound guard against server-side request
+# forgery. It reports what happened on the wire as an `Exchange` and never raises for
+# network or HTTP problems; deciding what they mean for cards is the engine's job.
+#
+# How the guard closes the DNS-rebinding gap: checking the name before calling `requests`
+# would let the name resolve again, to another address, when urllib3 connects. Instead the
+# check lives where the socket is made. Our urllib3 connection classes override only
+# `_new_conn`: it resolves the host once, refuses unless every address is public (or the
+# host is allow-listed), and connects to those same validated addresses. `conn.host` stays
+# the URL's name, so urllib3 still sends it as the Host header, as TLS SNI and for
+# certificate matching. The classes reach urllib3 through our own connection pools, set on
+# the pool manager of a mounted `HTTPAdapter`; the session ignores proxy variables from the
+# environment, since a proxy would connect to the target on our behalf, past the guard.
+#
+# How the deadline covers the whole exchange: socket timeouts bound each read, not the
+# sum, so a server trickling a byte every half second would never time out. A watchdog
+# timer shuts the connection's socket down when the deadline passes, which makes the
+# blocked read return at once; the exchange is then a TIMEOUT whatever error or short
+# body that read produced. Name resolution, which a socket shutdown cannot interrupt, runs
+# in a helper thread that is waited on only until the deadline.
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""The card response schema (SPEC §5): validation and the published JSON Schema.
+"""The card response schema (SPEC §5): strict pydantic models (`models`), their errors as
+`Problem`s with JSON paths (`problems`), and the JSON Schema export. Uses nothing of ours."""
 
-Everything from a card API is validated against the strict pydantic models in `models`, and
-pydantic's errors become `Problem`s an integrator can act on (`problems`): the JSON path of
-the offending value and what was expected, in words. The same models generate the JSON
-Schema integrators get (`docs/card-response.schema.json`, `manage.py export_card_schema`).
-"""
+# Everything from a card API is validated against the strict pydantic models in `models`, and
+# pydantic's errors become `Problem`s an integrator can act on (`problems`): the JSON path of
+# the offending value and what was expected, in words. The same models generate the JSON
+# Schema integrators get (`docs/card-response.schema.json`, `manage.py export_card_schema`).
 
 from dataclasses import dataclass
 from typing import Any
