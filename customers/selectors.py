@@ -7,7 +7,10 @@ from customers.models import Customer
 
 def customer_get(*, pk: int) -> Customer | None:
     """A customer by id, with their tenant: one query."""
-    return Customer.objects.select_related("tenant").filter(pk=pk).first()
+    try:
+        return Customer.objects.select_related("tenant").get(pk=pk)
+    except Customer.DoesNotExist:
+        return None
 
 
 def customer_find(*, ref: str) -> Customer | None:
