@@ -233,8 +233,7 @@ def _component(item: Any, *, path: str, owner: str | None, r: _Reading) -> dict 
         return None
     name = next(iter(item))
     if name not in COMPONENT_NAMES:
-        close = difflib.get_close_matches(name, allowed, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+        hint = _did_you_mean(name, allowed)
         r.warn(path, f"unknown component {_quote(name)}{hint}; skipped, the rest is drawn")
         return None
     if name not in allowed:  # a known component where Plain forbids it
@@ -251,6 +250,14 @@ def _component(item: Any, *, path: str, owner: str | None, r: _Reading) -> dict 
     else:
         cleaned = _container(data, path=here, r=r)
     return None if cleaned is None else {name: cleaned}
+
+
+def _did_you_mean(name: str, allowed: tuple[str, ...]) -> str:
+    """A hint for a misspelt component; names compare without their shared prefix, so a
+    new component ("componentImage") is not taken for a typo of an old one."""
+    bare = {known.removeprefix("component").lower(): known for known in allowed}
+    close = difflib.get_close_matches(name.removeprefix("component").lower(), bare, 1, 0.8)
+    return f" (did you mean {bare[close[0]]}?)" if close else ""
 
 
 def _known(data: dict, *, under: str, path: str, r: _Reading) -> dict:
