@@ -1,5 +1,7 @@
 """`CARDS_PROTOCOL=plain` (issue 14): a card API written for Plain, verifying requests with
-Plain's documented Node verifier, run by `node`, works unchanged."""
+Plain's documented Node verifier, run by `node`, works unchanged. The Node card API
+(node/plain_card_api.js) checks the signature both on the raw body and as Plain's docs
+write it (the HMAC of JSON.stringify of the parsed body)."""
 
 import os
 import shutil
@@ -43,7 +45,9 @@ def node_card_api():
 
 
 def load_one(url):
-    customer = CustomerFactory(email="alex@example.com")
+    # Non-ASCII, a quote, a slash and a backslash: the body's bytes must survive Plain's
+    # documented verifier, which HMACs JSON.stringify of the parsed body.
+    customer = CustomerFactory(email="zoë@example.com", external_id='u_"ü/€\\1')
     CardConfigFactory(key="plan", api_url=url)
     cards_load(customer=customer, configs=card_configs_enabled())
     return CardInstance.objects.get(customer=customer)
@@ -64,7 +68,9 @@ def test_plains_node_verifier_accepts_a_request_in_the_plain_dialect(node_card_a
     assert instance.state == State.LOADED, instance.error_detail
     workspace, headers, customer = instance.components
     assert workspace == {"componentText": {"text": "workspace ws_42"}}
-    assert customer == {"componentPlainText": {"plainText": "customer alex@example.com"}}
+    assert customer == {
+        "componentPlainText": {"plainText": 'customer zoë@example.com u_"ü/€\\1'}
+    }
     # Plain's two headers and the ordinary ones of any HTTP client; nothing of our own.
     assert set(headers["componentPlainText"]["plainText"].split(",")) == {
         "accept",
@@ -88,6 +94,17 @@ def test_the_default_timestamped_signature_is_refused_by_plains_verifier(node_ca
 
     assert (instance.state, instance.error_kind) == (State.ERROR, "STATUS_CODE")
     assert instance.error_detail["statusCode"] == 401
+
+
+@pytest.mark.django_db
+def test_plains_verifier_refuses_a_request_signed_with_another_secret(node_card_api, settings):
+    settings.CARDS_PROTOCOL = "plain"
+    settings.CARDS_SIGNING_SECRETS = ["not-the-shared-secret"]
+
+    instance = load_one(node_card_api)
+
+    assert (instance.error_kind, instance.error_detail["statusCode"]) == ("STATUS_CODE", 401)
+    assert "invalid signature (raw body)" in instance.error_detail["bodyExcerpt"]
 
 
 def test_the_plain_dialect_sends_plains_header_names_and_the_bare_body_hmac(settings):
