@@ -68,9 +68,7 @@ def test_plains_node_verifier_accepts_a_request_in_the_plain_dialect(node_card_a
     assert instance.state == State.LOADED, instance.error_detail
     workspace, headers, customer = instance.components
     assert workspace == {"componentText": {"text": "workspace ws_42"}}
-    assert customer == {
-        "componentPlainText": {"plainText": 'customer zoë@example.com u_"ü/€\\1'}
-    }
+    assert customer == {"componentPlainText": {"plainText": 'customer zoë@example.com u_"ü/€\\1'}}
     # Plain's two headers and the ordinary ones of any HTTP client; nothing of our own.
     assert set(headers["componentPlainText"]["plainText"].split(",")) == {
         "accept",
