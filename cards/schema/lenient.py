@@ -285,10 +285,12 @@ def _known(data: dict, *, under: str, path: str, r: _Reading) -> dict:
 
 
 def _field_path(path: str, name: Any) -> str:
+    """The path of a field; a name that needs quoting is quoted, and a long one is cut, so a
+    hostile field name cannot make every stored warning huge."""
     text = str(name)
-    if text.isidentifier() and text.isascii():
+    if text.isidentifier() and text.isascii() and len(text) <= 60:
         return f"{path}.{text}"
-    return f"{path}[{json.dumps(text, ensure_ascii=False)}]"
+    return f"{path}[{_quote(text)}]"
 
 
 def _leaf(name: str, data: Any, *, path: str, r: _Reading) -> dict | None:

@@ -194,3 +194,11 @@ def test_a_failed_reload_keeps_the_warnings_of_the_last_good_answer(card_api):
     instance = CardInstance.objects.get(customer=customer)
     assert instance.state == State.ERROR
     assert [w["path"] for w in instance.warnings] == ["cards[0].timeToLiveSeconds"]
+
+
+def test_a_huge_unknown_field_name_is_cut_in_its_warning():
+    card = entry([{"componentBadge": {"badgeLabel": "x", "y" * 10_000: 1}}])
+
+    (warning,) = read_card(card, path="cards[0]").warnings
+
+    assert warning.path == 'cards[0].components[0].componentBadge["' + "y" * 58 + "…]"
