@@ -24,7 +24,6 @@ unknown things removed, link URLs replaced by their serialization.
 import difflib
 import json
 import math
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -41,6 +40,7 @@ from cards.schema.models import (
     TTL_MAX_SECONDS,
     URL_MAX_LENGTH,
     Badge,
+    Card,
     CopyButton,
     Divider,
     LinkButton,
@@ -117,6 +117,7 @@ class _Envelope(BaseModel):
 
 
 _ENVELOPE = TypeAdapter(_Envelope)
+_STRICT_CARD = Card.__pydantic_validator__
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,30 @@ class _Reading:
 
 
 def read_card(entry: Any, *, path: str) -> ReadCard | list[Problem]:
-    """Read one element of `cards` leniently: a ReadCard, or the problems that fail it."""
+    """Read one element of `cards` leniently: a ReadCard, or the problems that fail it.
+
+    Most answers keep the strict contract: one strict validation, then only their link
+    buttons need reading (WHATWG serialization, invisible characters). Every lenient rule
+    but the links is silent on a strict-valid card, so this gives the same result as the
+    full walk, which the others take.
+    """
     reading = _Reading()
+    try:
+        _STRICT_CARD.validate_python(entry)
+    except ValidationError:
+        pass
+    else:
+        components = entry["components"]
+        if components is not None:
+            components = _links(components, path=f"{path}.components", r=reading)
+        if reading.problems:
+            return reading.problems
+        return ReadCard(
+            key=entry["key"],
+            ttl_seconds=entry.get("timeToLiveSeconds"),
+            components=components,
+            warnings=reading.warnings,
+        )
     try:
         envelope = _ENVELOPE.validate_python(entry)
     except ValidationError as exc:
@@ -220,6 +243,38 @@ def _ttl(value: Any, *, path: str, reading: _Reading) -> int | None:
         )
         return TTL_MAX_SECONDS
     return value
+
+
+_HOLDS_LINKS = frozenset(("componentLinkButton", "componentRow", "componentContainer"))
+
+
+def _links(items: list, *, path: str, r: _Reading) -> list:
+    """A strict-valid components list with every link button read by `_link` (and dropped
+    when it says so); everything else as received."""
+    cleaned = []
+    for index, item in enumerate(items):
+        name = next(iter(item))
+        if name not in _HOLDS_LINKS:
+            cleaned.append(item)
+            continue
+        data, here = item[name], f"{path}[{index}].{name}"
+        if name == "componentLinkButton":
+            href = _link(data["linkButtonUrl"], path=f"{here}.linkButtonUrl", r=r, strict=True)
+            if href is None:
+                continue
+            item = {name: {**data, "linkButtonUrl": href}}
+        elif name == "componentRow":
+            item = {
+                name: {
+                    side: _links(data[side], path=f"{here}.{side}", r=r)
+                    for side in ("rowMainContent", "rowAsideContent")
+                }
+            }
+        elif name == "componentContainer":
+            content = _links(data["containerContent"], path=f"{here}.containerContent", r=r)
+            item = {name: {"containerContent": content}}
+        cleaned.append(item)
+    return cleaned
 
 
 def _list(items: list, *, path: str, owner: str | None, r: _Reading) -> list[dict]:
@@ -353,8 +408,9 @@ def _required_list(data: dict, name: str, *, path: str, r: _Reading) -> list | N
 
 
 def _has_invisible_characters(value: str) -> bool:
-    """Control and format characters (incl. U+202E and other bidi marks) hide a URL's target."""
-    return any(unicodedata.category(char) in {"Cc", "Cf"} for char in value)
+    """Control, format (U+202E and the other bidi marks), separator (but the space) and
+    unassigned characters hide a URL's target: whatever Python does not call printable."""
+    return not value.isprintable()
 
 
 def link_href(url: Any) -> str | None:
@@ -373,8 +429,9 @@ def link_href(url: Any) -> str | None:
     return parsed.href
 
 
-def _link(url: str, *, path: str, r: _Reading) -> str | None:
-    """The href to store for a link button's URL, or None (a problem or a warning said why)."""
+def _link(url: str, *, path: str, r: _Reading, strict: bool = False) -> str | None:
+    """The href to store for a link button's URL, or None (a problem or a warning said why).
+    `strict`: the URL is known to keep the strict contract (no warning about that)."""
     try:
         parsed = URL(url)
     except ValueError:
@@ -396,6 +453,8 @@ def _link(url: str, *, path: str, r: _Reading) -> str | None:
         )
         return None
     href = parsed.href
+    if strict:
+        return href
     if scheme in ("mailto", "tel"):
         r.warn(path, f"a {scheme}: link is drawn, but the strict contract allows only http(s)")
     elif len(url) > URL_MAX_LENGTH:
