@@ -10,6 +10,7 @@ from cards.models import CardInstance
 from cards.rendering import render_components
 from cards.schema import Problem, ReadCard, read_card, read_components, read_response
 from cards.services import card_configs_enabled, cards_load
+from tests.cards import schema_corpus
 from tests.cards.plain_corpus import (
     PLAIN_VALID,
     STILL_FAILING,
@@ -202,3 +203,16 @@ def test_a_huge_unknown_field_name_is_cut_in_its_warning():
     (warning,) = read_card(card, path="cards[0]").warnings
 
     assert warning.path == 'cards[0].components[0].componentBadge["' + "y" * 58 + "…]"
+
+
+@pytest.mark.parametrize("component", schema_corpus.VALID)
+def test_a_strict_valid_component_reads_the_same_on_the_fast_path_and_the_full_walk(component):
+    from cards.schema import lenient
+
+    fast = read_card(entry([component]), path="cards[0]")
+    walk = lenient._Reading()
+    walked = lenient._list([component], path="cards[0].components", owner=None, r=walk)
+
+    assert isinstance(fast, ReadCard)
+    assert (fast.components, fast.warnings) == (walked, walk.warnings)
+    assert walk.problems == []
