@@ -146,3 +146,26 @@ def test_an_unknown_protocol_fails_loudly_naming_the_setting(settings):
 
     with pytest.raises(ValueError, match="CARDS_PROTOCOL must be one of cards, plain"):
         build_request_headers(configured=[], body=b"{}")
+
+
+@pytest.mark.django_db
+def test_the_built_in_example_api_verifies_the_plain_dialect_too(client, settings):
+    import hashlib
+    import hmac
+    import json
+
+    from django.urls import reverse
+
+    settings.CARDS_PROTOCOL = "plain"
+    settings.CARDS_SIGNING_SECRETS = [SECRET]
+    body = json.dumps({"cardKeys": ["usage"], "customer": {"email": "a@example.com"}}).encode()
+    url = reverse("cards:example-api")
+
+    def post(**headers):
+        return client.post(url, data=body, content_type="application/json", headers=headers)
+
+    signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert post(**{"Plain-Request-Signature": signature}).status_code == 200
+    refused = post(**{"Cards-Signature": signature})
+    assert refused.status_code == 401
+    assert refused.json() == {"error": "Missing or invalid Plain-Request-Signature header."}
