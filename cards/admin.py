@@ -308,6 +308,7 @@ class CardInstanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "config",
         "state",
         "error_kind",
+        "warning_count",
         "loaded_at",
         "expires_at",
         "updated_at",
@@ -319,7 +320,7 @@ class CardInstanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     fieldsets = [
         (None, {"fields": ["customer", "config", "state", "ttl_seconds", "expires_at"]}),
-        ("Last good answer", {"fields": ["loaded_at", "components_pretty"]}),
+        ("Last good answer", {"fields": ["loaded_at", "warnings_list", "components_pretty"]}),
         ("Error", {"fields": ["error_kind", "errored_at", "error_detail_pretty"]}),
         (
             "Loading claim",
@@ -333,6 +334,7 @@ class CardInstanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "ttl_seconds",
         "expires_at",
         "loaded_at",
+        "warnings_list",
         "components_pretty",
         "error_kind",
         "errored_at",
@@ -345,6 +347,24 @@ class CardInstanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="components")
     def components_pretty(self, instance: CardInstance) -> str:
         return pretty_json(instance.components)
+
+    @admin.display(description="warnings")
+    def warning_count(self, instance: CardInstance) -> int:
+        return len(instance.warnings or [])
+
+    @admin.display(description="warnings")
+    def warnings_list(self, instance: CardInstance) -> str:
+        """What the lenient reading accepted outside the strict contract (SPEC §5)."""
+        if not instance.warnings:
+            return "None"
+        return format_html(
+            '<ul class="cc-warnings__list">{}</ul>',
+            format_html_join(
+                "",
+                "<li><code>{}</code> {}</li>",
+                ((w.get("path", ""), w.get("message", "")) for w in instance.warnings),
+            ),
+        )
 
     @admin.display(description="error detail")
     def error_detail_pretty(self, instance: CardInstance) -> str:
@@ -390,6 +410,24 @@ class CardRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="warnings")
+    def warning_count(self, instance: CardInstance) -> int:
+        return len(instance.warnings or [])
+
+    @admin.display(description="warnings")
+    def warnings_list(self, instance: CardInstance) -> str:
+        """What the lenient reading accepted outside the strict contract (SPEC §5)."""
+        if not instance.warnings:
+            return "None"
+        return format_html(
+            '<ul class="cc-warnings__list">{}</ul>',
+            format_html_join(
+                "",
+                "<li><code>{}</code> {}</li>",
+                ((w.get("path", ""), w.get("message", "")) for w in instance.warnings),
+            ),
+        )
 
     @admin.display(description="error detail")
     def error_detail_pretty(self, request_row: CardRequest) -> str:

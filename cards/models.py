@@ -114,7 +114,7 @@ class CardConfigHeader(models.Model):
 class CardInstance(models.Model):
     """One card for one customer: its cached components, its state and its claim (SPEC §6).
 
-    `components` and `loaded_at` always hold the last good answer, so a card that is
+    `components`, `warnings` and `loaded_at` always hold the last good answer, so a card that is
     reloading or failed keeps showing it, marked stale. `expires_at` is when the current
     state stops being fresh: loaded_at + TTL, errored_at + 5 min for integration errors,
     errored_at for retriable ones. `claimed_at`/`claim_token` are the loading claim.
@@ -133,6 +133,10 @@ class CardInstance(models.Model):
     config = models.ForeignKey(CardConfig, on_delete=models.CASCADE, related_name="instances")
     state = models.CharField(max_length=10, choices=State.choices, default=State.LOADING)
     components = models.JSONField(null=True, blank=True)
+    # What the lenient reading warned about in `components` (SPEC §5): [{"path", "message"}].
+    warnings = models.JSONField(
+        default=list, blank=True, help_text="Non-fatal problems of the stored answer."
+    )
     ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
     loaded_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)

@@ -5,13 +5,28 @@ from django.db.models.functions import Lower
 
 
 def new_public_id() -> str:
+    """A customer's public id (`customer.id` for card APIs)."""
     return f"c_{secrets.token_hex(10)}"
+
+
+TENANT_ID_PREFIX = "te_"
+
+
+def new_tenant_public_id() -> str:
+    """A tenant's public id (`tenant.id`): its own prefix, never mistaken for a customer's."""
+    return f"{TENANT_ID_PREFIX}{secrets.token_hex(10)}"
 
 
 class Tenant(models.Model):
     """An organisation a customer belongs to; sent to card APIs as `tenant`."""
 
-    public_id = models.CharField(max_length=40, unique=True, default=new_public_id, editable=False)
+    public_id = models.CharField(
+        max_length=40,
+        unique=True,
+        default=new_tenant_public_id,
+        editable=False,
+        help_text="Stable id sent to card APIs as tenant.id (te_…).",
+    )
     name = models.CharField(max_length=200)
     external_id = models.CharField(max_length=200, unique=True, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

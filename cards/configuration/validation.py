@@ -24,6 +24,7 @@ from cards.models import (
     header_name_validator,
     key_validator,
 )
+from cards.protocol.signing import dialect
 
 MAX_TITLE_LENGTH = 500
 MAX_KEY_LENGTH = 500
@@ -47,12 +48,9 @@ RESERVED_HEADER_NAMES = (
 
 
 def reserved_header_names() -> list[str]:
-    """Reserved names including this app's own signature and workspace headers (settings)."""
-    return [
-        *RESERVED_HEADER_NAMES,
-        settings.CARDS_SIGNATURE_HEADER,
-        settings.CARDS_WORKSPACE_HEADER,
-    ]
+    """Reserved names including the protocol's signature and workspace headers (settings)."""
+    spoken = dialect()
+    return [*RESERVED_HEADER_NAMES, spoken.signature_header, spoken.workspace_header]
 
 
 def normalize_header_name(name: str) -> str:

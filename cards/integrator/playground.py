@@ -20,7 +20,7 @@ from cards.live.display import AGENT_REASONS
 from cards.live.rendering import render_components
 from cards.models import CardInstance
 from cards.protocol.outcomes import CardOutcome
-from cards.protocol.schema import Problem, validate_components, validate_response
+from cards.protocol.schema import Problem, read_components, read_response
 
 ErrorKind = CardInstance.ErrorKind
 CARD_FRAME_TEMPLATE = "admin/cards/cardconfig/_card_frame.html"
@@ -139,7 +139,7 @@ def _problem(problem: Problem, *, text: str, offsets: dict[Location, int], root:
 
 
 def _components_check(document: list, *, text: str, offsets: dict[Location, int]) -> dict:
-    problems = validate_components(document)
+    cleaned, problems, warnings = read_components(document)
     size = len(json.dumps(document, separators=(",", ":")).encode())
     limit = settings.CARDS_MAX_CARD_BYTES
     if size > limit:
@@ -154,20 +154,21 @@ def _components_check(document: list, *, text: str, offsets: dict[Location, int]
         outcome = CardOutcome(key="playground", error_kind=kind)
         summary = _count(len(problems), "problem")
     else:
-        outcome = CardOutcome(key="playground", components=document)
-        summary = f"Valid: {_count(len(document), 'component')}"
+        outcome = CardOutcome(key="playground", components=cleaned)
+        summary = f"Valid: {_count(len(document), 'component')}{_warned(warnings)}"
     return {
         "kind": "components",
         "valid": not problems,
         "summary": summary,
         "problems": [_problem(p, text=text, offsets=offsets, root="components") for p in problems],
+        "warnings": [_problem(w, text=text, offsets=offsets, root="components") for w in warnings],
         "notes": [],
         "html": card_frame(title="Your card", key="playground", outcome=outcome),
     }
 
 
 def _response_check(document: dict, *, text: str, offsets: dict[Location, int]) -> dict:
-    problems = validate_response(document)
+    problems, warnings = read_response(document)
     cards = document.get("cards") if isinstance(document.get("cards"), list) else []
     first_index: dict[str, int] = {}
     notes = []
@@ -199,7 +200,7 @@ def _response_check(document: dict, *, text: str, offsets: dict[Location, int]) 
     if problems:
         summary = _count(len(problems), "problem")
     else:
-        summary = f"Valid response: {_count(len(cards), 'card')}"
+        summary = f"Valid response: {_count(len(cards), 'card')}{_warned(warnings)}"
         if hidden:
             summary += f" ({hidden} hidden: components is null)"
     return {
@@ -207,9 +208,15 @@ def _response_check(document: dict, *, text: str, offsets: dict[Location, int]) 
         "valid": not problems,
         "summary": summary,
         "problems": [_problem(p, text=text, offsets=offsets, root="") for p in problems],
+        "warnings": [_problem(w, text=text, offsets=offsets, root="") for w in warnings],
         "notes": notes,
         "html": html if (shown or hidden or problems) else "",
     }
+
+
+def _warned(warnings: list[Problem]) -> str:
+    """The summary's tail for warnings (SPEC §5): loads, but outside the strict contract."""
+    return f", with {_count(len(warnings), 'warning')}" if warnings else ""
 
 
 def _count(n: int, noun: str) -> str:
@@ -230,10 +237,10 @@ def _shape_hint(document: Any) -> str:
 def playground_result(text: str) -> dict[str, Any]:
     """Check a pasted document: a components array, or a whole response {"cards": [...]}.
 
-    Returns kind, valid, summary, problems (path, message, 1-based line), notes, and the
-    HTML of the cards as agents would see them.
+    Returns kind, valid, summary, problems and warnings (path, message, 1-based line), notes,
+    and the HTML of the cards as agents would see them.
     """
-    empty = {"valid": False, "problems": [], "notes": [], "html": ""}
+    empty = {"valid": False, "problems": [], "warnings": [], "notes": [], "html": ""}
     if not text.strip():
         return {**empty, "kind": "empty", "summary": "Paste a components array or a response."}
     size, limit = len(text.encode()), settings.CARDS_MAX_RESPONSE_BYTES

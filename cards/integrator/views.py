@@ -38,6 +38,7 @@ from cards.integrator.preview import card_api_try, sample_customer
 from cards.models import MAX_HEADERS, CardConfig, CardInstance
 from cards.protocol.http import Exchange
 from cards.protocol.schema import response_json_schema
+from cards.protocol.signing import dialect
 
 ErrorKind = CardInstance.ErrorKind
 CARD_FRAME_TEMPLATE = "admin/cards/cardconfig/_card_frame.html"
@@ -142,7 +143,7 @@ def _shown_headers(
                 "name": name,
                 "value": mask(value) if secret and not reveal else value,
                 "secret": secret,
-                "signature": name.lower() == settings.CARDS_SIGNATURE_HEADER.lower(),
+                "signature": name.lower() == dialect().signature_header.lower(),
             }
         )
     return shown
@@ -219,9 +220,9 @@ def card_preview(request: HttpRequest) -> HttpResponse:
         "exchange": exchange,
         "request_headers": request_headers,
         "request_body": _shown_body(exchange.request_body),
-        "signature": exchange.request_headers.get(settings.CARDS_SIGNATURE_HEADER),
-        "signature_header": settings.CARDS_SIGNATURE_HEADER,
-        "signature_mode": settings.CARDS_SIGNATURE_MODE,
+        "signature": exchange.request_headers.get(dialect().signature_header),
+        "signature_header": dialect().signature_header,
+        "signature_mode": dialect().signature_mode,
         "response_headers": _shown_headers(
             exchange.response_headers, secret_names=set(), reveal=True
         ),

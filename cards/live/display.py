@@ -85,6 +85,13 @@ class CardDisplay:
         return render_instance_components(self.view.instance)
 
     @property
+    def warnings(self) -> list[dict[str, str]]:
+        """The shown answer's warnings (SPEC §5), for staff: [{path, message}]."""
+        if not self.show_components or self.view.instance is None:
+            return []
+        return self.view.instance.warnings or []
+
+    @property
     def error(self) -> dict | None:
         return None if self.pending else self.view.error
 

@@ -3,18 +3,18 @@
 Components arrive as the plain dicts a card API sent, already validated, so optional
 fields may be missing (their SPEC defaults are applied here) or `None`. Everything in them
 is untrusted: templates auto-escape, markdown goes through markdown-it-py and then nh3, and
-link-button URLs are checked. A shape this module does not understand renders nothing,
-because a validation gap must never become a broken or unsafe agent page.
+link-button URLs are parsed again (WHATWG, http/https/mailto/tel) and drawn as the
+parser's serialization. Empty labels and values draw nothing, empty row sides stay empty.
+A shape this module does not understand renders nothing, because a validation gap must
+never become a broken or unsafe agent page.
 
 Each component has one template under `templates/cards/components/`; CSS classes use the
 `cc-` prefix and carry enum values verbatim (`cc-size--L`, `cc-color--MUTED`,
 `cc-badge--GREEN`, `cc-divider--XS`, `cc-spacer--XL`), styled by `static/cards/cards.css`.
 """
 
-import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import nh3
 from django.core.cache import cache
@@ -23,6 +23,7 @@ from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 
 from cards.models import CardInstance
+from cards.protocol.schema import link_href
 
 TEXT_SIZES = ("S", "M", "L")
 TEXT_COLORS = ("NORMAL", "MUTED", "SUCCESS", "WARNING", "ERROR")
@@ -34,7 +35,7 @@ WORKFLOWS_UNAVAILABLE = "Workflows are not available yet"
 
 # Part of every cache key of rendered card HTML: bump it when the markup of a component or
 # of the card chrome changes, so no page mixes old and new markup after a deploy.
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 # Rendered HTML is keyed by what it was rendered from, so an entry is never wrong, only
 # unused once its card changes; this just bounds how long unused ones linger.
 RENDERED_CACHE_SECONDS = 24 * 3600
@@ -70,11 +71,6 @@ _markdown.disable(
 )
 
 
-def _has_invisible_characters(value: str) -> bool:
-    """Control and format characters (incl. U+202E and other bidi marks) hide a URL's target."""
-    return any(unicodedata.category(char) in {"Cc", "Cf"} for char in value)
-
-
 def _is_allowed_markdown_link(url: str) -> bool:
     """markdown-it's link check: absolute http(s) and mailto only; others stay literal text."""
     scheme, _, rest = url.partition(":")
@@ -105,16 +101,9 @@ def markdown_to_html(text: str) -> SafeString:
 
 
 def safe_link_url(url: Any) -> str | None:
-    """The URL if it is an absolute http(s) URL a browser will read the same way, else None."""
-    if not isinstance(url, str) or _has_invisible_characters(url) or url != url.strip():
-        return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
-        return None
-    return urlunsplit(parts)
+    """The href for a link button: the WHATWG serialization of an http, https, mailto or
+    tel URL without invisible characters (`cards.protocol.schema.link_href`), else None (inert)."""
+    return link_href(url)
 
 
 def _text(value: Any) -> str | None:

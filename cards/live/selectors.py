@@ -153,7 +153,7 @@ def card_list(
 
 
 def card_views_complete(views: Sequence[CardView]) -> set[int]:
-    """Give views read `light` their components and error detail, in one query.
+    """Give views read `light` their components, warnings and error detail, in one query.
 
     Only those fields are copied, so each view keeps the state it was read with. Returns
     the config ids of the views whose row was stored again in between: their content is
@@ -164,16 +164,17 @@ def card_views_complete(views: Sequence[CardView]) -> set[int]:
         return set()
     rows = CardInstance.objects.filter(pk__in=list(by_pk)).order_by()
     read = {
-        pk: (updated_at, components, error_detail)
-        for pk, updated_at, components, error_detail in rows.values_list(
-            "pk", "updated_at", "components", "error_detail"
+        pk: (updated_at, components, warnings, error_detail)
+        for pk, updated_at, components, warnings, error_detail in rows.values_list(
+            "pk", "updated_at", "components", "warnings", "error_detail"
         )
     }
     changed = set()
     for pk, view in by_pk.items():
         # A row purged in between shows nothing rather than failing the page.
-        updated_at, components, error_detail = read.get(pk, (None, None, None))
+        updated_at, components, warnings, error_detail = read.get(pk, (None, None, [], None))
         view.instance.components, view.instance.error_detail = components, error_detail
+        view.instance.warnings = warnings
         if updated_at != view.instance.updated_at:
             changed.add(view.config.pk)
     return changed

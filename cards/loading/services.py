@@ -313,6 +313,7 @@ def _store_rows(
             changes = {
                 "state": State.LOADED,
                 "components": outcome.components,
+                "warnings": outcome.warnings,
                 "ttl_seconds": ttl,
                 "loaded_at": now,
                 "expires_at": now + timedelta(seconds=ttl),

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import models
 
 from cards.protocol.http import Exchange
-from cards.protocol.schema import ValidCard, validate_card
+from cards.protocol.schema import ReadCard, read_card
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class CardOutcome:
     detail: dict[str, Any] = field(default_factory=dict)
     components: list[dict] | None = None
     ttl_seconds: int | None = None
+    # Non-fatal problems of a loaded card (SPEC §5, last paragraph): [{"path", "message"}].
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -175,9 +177,14 @@ def _card_outcome(key: str, found: tuple[int, dict] | None, base: dict[str, Any]
                 "limitBytes": limit,
             },
         )
-    result = validate_card(entry, path=path)
-    if isinstance(result, ValidCard):
-        return CardOutcome(key=key, components=result.components, ttl_seconds=result.ttl_seconds)
+    result = read_card(entry, path=path)
+    if isinstance(result, ReadCard):
+        return CardOutcome(
+            key=key,
+            components=result.components,
+            ttl_seconds=result.ttl_seconds,
+            warnings=[{"path": w.path, "message": w.message} for w in result.warnings[:50]],
+        )
     first = result[0]
     return CardOutcome(
         key=key,

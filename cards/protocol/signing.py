@@ -7,13 +7,56 @@ the bare hex HMAC-SHA256 of the body under the first secret, as Plain does, for 
 against Plain's protocol (no replay protection there).
 
 `verify_signature` is the reference verifier that docs/ and the example card API follow.
+
+`dialect()` says which header names and signature mode requests use (`CARDS_PROTOCOL`):
+`cards`, the default, takes them from `CARDS_SIGNATURE_HEADER`, `CARDS_SIGNATURE_MODE` and
+`CARDS_WORKSPACE_HEADER`; `plain` is Plain's dialect in one setting (`Plain-Request-Signature`
+with the bare body HMAC, `Plain-Workspace-Id`), whatever those three say.
 """
 
 import hashlib
 import hmac
 import time
+from dataclasses import dataclass
+
+from django.conf import settings
 
 MODES = ("timestamped", "body")
+PROTOCOLS = ("cards", "plain")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The protocol's own header names and signature mode for outgoing requests."""
+
+    signature_header: str
+    signature_mode: str
+    workspace_header: str
+
+
+PLAIN_DIALECT = Dialect(
+    signature_header="Plain-Request-Signature",
+    signature_mode="body",
+    workspace_header="Plain-Workspace-Id",
+)
+
+
+def dialect() -> Dialect:
+    """The dialect `CARDS_PROTOCOL` selects; a ValueError names the setting when unknown."""
+    protocol = settings.CARDS_PROTOCOL
+    if protocol == "plain":
+        return PLAIN_DIALECT
+    if protocol == "cards":
+        return Dialect(
+            signature_header=settings.CARDS_SIGNATURE_HEADER,
+            signature_mode=settings.CARDS_SIGNATURE_MODE,
+            workspace_header=settings.CARDS_WORKSPACE_HEADER,
+        )
+    raise ValueError(
+        f"Unknown protocol {protocol!r}: CARDS_PROTOCOL must be one of {', '.join(PROTOCOLS)}."
+    )
+
+
 DEFAULT_TOLERANCE_SECONDS = 300
 
 

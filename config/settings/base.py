@@ -187,6 +187,14 @@ CARDS_MAX_ENABLED_CONFIGS = env.int("CARDS_MAX_ENABLED_CONFIGS", default=25)
 # from SECRET_KEY. Add a new key in front to rotate, then run `rotate_card_secrets`.
 CARDS_ENCRYPTION_KEYS = env.list("CARDS_ENCRYPTION_KEYS", default=[])
 CARDS_SIGNING_SECRETS = env.list("CARDS_SIGNING_SECRETS", default=[])
+# `plain` speaks Plain's dialect (Plain-Request-Signature: bare body HMAC, Plain-Workspace-Id)
+# and ignores the three settings below; `cards` (default) uses them
+# (cards.protocol.signing.dialect).
+CARDS_PROTOCOL = env.str("CARDS_PROTOCOL", default="cards")
+if CARDS_PROTOCOL not in ("cards", "plain"):
+    raise ImproperlyConfigured(
+        f"CARDS_PROTOCOL must be cards or plain, got {CARDS_PROTOCOL!r} (see .env.example)."
+    )
 CARDS_SIGNATURE_MODE = env.str("CARDS_SIGNATURE_MODE", default="timestamped")
 CARDS_SIGNATURE_HEADER = env.str("CARDS_SIGNATURE_HEADER", default="Cards-Signature")
 CARDS_WORKSPACE_ID = env.str("CARDS_WORKSPACE_ID", default="default")

@@ -148,6 +148,12 @@
         problemList.appendChild(problemItem(problem, "ci-problem"));
       });
       noteList.textContent = "";
+      // Warnings (SPEC §5): the card loads, but outside the strict contract.
+      (result.warnings || []).forEach(function (warning) {
+        var item = problemItem(warning, "ci-note ci-warning");
+        item.querySelector(".ci-problem__message").textContent = "Warning: " + warning.message;
+        noteList.appendChild(item);
+      });
       result.notes.forEach(function (note) {
         noteList.appendChild(problemItem(note, "ci-note"));
       });

@@ -113,6 +113,28 @@ def test_a_link_reproduces_the_document(login):
     assert session.errors == []
 
 
+def test_the_playground_lists_warnings_of_a_plain_valid_document(login):
+    session = login(user=staff_user())
+    page = session.page
+    session.open("/playground/")
+    document = json.dumps(
+        [
+            {"componentText": {"text": "Plan"}},
+            {"componentLinkButton": {"linkButtonLabel": "Run", "linkButtonUrl": "javascript:x"}},
+        ],
+        indent=2,
+    )
+    page.locator("#ci-document").fill(document)
+
+    path = "components[1].componentLinkButton.linkButtonUrl"
+    warning = page.locator(f'#ci-notes li.ci-warning[data-path="{path}"]')
+    expect(warning).to_have_count(1, timeout=TIMEOUT_MS)
+    expect(warning).to_contain_text("Warning: a javascript: link is unsafe")
+    expect(page.locator("#ci-summary")).to_have_text("Valid: 2 components, with 1 warning")
+    expect(page.locator("#ci-rendered .cc-link-button")).to_have_count(0)
+    assert session.errors == []
+
+
 def test_screenshot_of_the_playground(login):
     """docs/screenshots/playground.png: a response with one broken card."""
     document = example_response()

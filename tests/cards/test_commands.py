@@ -152,3 +152,37 @@ def test_check_card_api_validates_a_saved_file(tmp_path):
 
     status, out = run("check_card_api", "--file", str(path), "--key", "plan", "--key", "x")
     assert status == 1 and "✗ x: MISSING_CARD" in out
+
+
+WARNED = [{"componentBadge": {"badgeLabel": "", "badgeColor": "GREEN"}}, *TEXT]
+
+
+@pytest.mark.parametrize(
+    ("flags", "status"),
+    [pytest.param([], 0, id="lenient"), pytest.param(["--strict"], 1, id="strict")],
+)
+def test_check_card_api_prints_warnings_and_fails_on_them_only_when_strict(card_api, flags, status):
+    card_api.serve({"plan": card("plan", WARNED, ttl=60.0)})
+
+    got, out = run("check_card_api", "--url", card_api.url, "--key", "plan", *flags)
+
+    assert got == status
+    assert "✓ plan: valid, 1 components, 2 warnings" in out
+    assert "    ! cards[0].timeToLiveSeconds: an integer written as a number" in out
+    assert (
+        "    ! cards[0].components[0].componentBadge.badgeLabel: empty badgeLabel; the badge is"
+        " not drawn" in out
+    )
+    assert ("--strict: 2 warnings" in out) is bool(flags)
+
+
+def test_check_card_api_strict_passes_a_clean_answer_and_checks_files_too(tmp_path):
+    path = tmp_path / "answer.json"
+    path.write_text(json.dumps({"cards": [card("plan")]}))
+    assert run("check_card_api", "--strict", "--file", str(path), "--key", "plan")[0] == 0
+
+    path.write_text(json.dumps({"cards": [card("plan", [{"componentNew": {}}])]}))
+    status, out = run("check_card_api", "--strict", "--file", str(path), "--key", "plan")
+    assert status == 1
+    assert '! cards[0].components[0]: unknown component "componentNew"' in out
+    assert run("check_card_api", "--file", str(path), "--key", "plan")[0] == 0

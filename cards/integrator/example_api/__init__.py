@@ -10,8 +10,8 @@ generator per card), so two customers look different and one customer looks the 
 every load of the same day (dates are relative to today).
 
 When `CARDS_SIGNING_SECRETS` is set, requests must carry a valid signature header
-(`CARDS_SIGNATURE_HEADER`, in `CARDS_SIGNATURE_MODE`) for one of the secrets, verified on
-the raw body bytes; otherwise the answer is 401.
+(the header and mode `CARDS_PROTOCOL` selects: `cards.protocol.signing.dialect`) for one of the
+secrets, verified on the raw body bytes; otherwise the answer is 401.
 The view exists only while `CARDS_EXAMPLE_API_ENABLED` is true (404 otherwise).
 
 Testing hooks for tests and benchmarks, as query parameters on the configured URL:
@@ -37,7 +37,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from cards.integrator.example_api.data import CARD_BUILDERS, CARD_TITLES, example_cards
-from cards.protocol.signing import verify_signature
+from cards.protocol.signing import dialect, verify_signature
 
 __all__ = ["CARD_BUILDERS", "CARD_TITLES", "example_cards", "example_cards_view"]
 
@@ -66,9 +66,9 @@ def _error(status: int, message: str) -> JsonResponse:
 
 
 def _signature_is_valid(request: HttpRequest) -> bool:
-    header = request.headers.get(settings.CARDS_SIGNATURE_HEADER, "")
+    header = request.headers.get(dialect().signature_header, "")
     secrets = [secret for secret in settings.CARDS_SIGNING_SECRETS if secret]
-    if settings.CARDS_SIGNATURE_MODE == "body":
+    if dialect().signature_mode == "body":
         # Plain-compatible mode: the bare hex HMAC-SHA256 of the body, no timestamp.
         return any(
             hmac.compare_digest(
@@ -98,7 +98,7 @@ def example_cards_view(request: HttpRequest) -> HttpResponse:
         return _error(400, f"?status must be an HTTP status (200..599), got {status}")
 
     if settings.CARDS_SIGNING_SECRETS and not _signature_is_valid(request):
-        return _error(401, f"Missing or invalid {settings.CARDS_SIGNATURE_HEADER} header.")
+        return _error(401, f"Missing or invalid {dialect().signature_header} header.")
     if delay_ms:
         time.sleep(min(max(delay_ms, 0), MAX_DELAY_MS) / 1000)
     if status is not None and status != 200:

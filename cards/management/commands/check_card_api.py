@@ -10,7 +10,9 @@ class Command(BaseCommand):
         "Check a card API as an integrator: --url URL [--header 'Name: value']... --key K... "
         "[--email E] [--external-id X] sends a real signed request; --file PATH --key K... "
         "validates a saved response body instead. Reports, per key, valid or every error "
-        "with its JSON path, plus status, timing and size. Exits 1 unless every key is valid."
+        "with its JSON path, every warning (what loads but is outside the strict contract), "
+        "plus status, timing and size. Exits 1 unless every key is valid; with --strict, "
+        "also on any warning (for CI)."
     )
 
     def add_arguments(self, parser):
@@ -21,6 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'")
         parser.add_argument("--email", default="alex@example.com")
         parser.add_argument("--external-id", default=None)
+        parser.add_argument(
+            "--strict",
+            action="store_true",
+            help="Fail (exit 1) on warnings too: hold the API to the strict contract, the "
+            "JSON Schema (docs/card-response.schema.json).",
+        )
 
     def handle(self, *args, **options):
         keys = options["key"]
@@ -40,7 +48,16 @@ class Command(BaseCommand):
                 ),
             )
         self._report(trial)
+        warned = sum(len(outcome.warnings) for outcome in trial.outcomes.values())
         if not trial.ok:
+            raise SystemExit(1)
+        if warned and options["strict"]:
+            self.stdout.write(
+                self.style.ERROR(
+                    f"--strict: {warned} warning{'s' if warned != 1 else ''}; the strict "
+                    "contract (the JSON Schema) refuses what they describe."
+                )
+            )
             raise SystemExit(1)
 
     @staticmethod
@@ -66,7 +83,13 @@ class Command(BaseCommand):
                     if outcome.components is None
                     else f"{len(outcome.components)} components"
                 )
+                warned = len(outcome.warnings)
+                if warned:
+                    shown += f", {warned} warning{'s' if warned != 1 else ''}"
                 self.stdout.write(self.style.SUCCESS(f"✓ {key}: valid, {shown}"))
+                for warning in outcome.warnings:
+                    path = f"{warning['path']}: " if warning.get("path") else ""
+                    self.stdout.write(self.style.WARNING(f"    ! {path}{warning['message']}"))
                 continue
             self.stdout.write(self.style.ERROR(f"✗ {key}: {outcome.error_kind}"))
             problems = outcome.detail.get("problems") or [outcome.detail]

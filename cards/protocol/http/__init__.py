@@ -46,7 +46,7 @@ from urllib3.exceptions import (
 from cards import __version__
 from cards.protocol.http.guard import AddressRefused, check_url, host_and_port, seconds, url_refusal
 from cards.protocol.http.transport import Deadline, current, shared_session
-from cards.protocol.signing import signature_header_value
+from cards.protocol.signing import dialect, signature_header_value
 
 if TYPE_CHECKING:
     from customers.models import Customer
@@ -106,17 +106,18 @@ def build_request_body(*, customer: Customer, keys: list[str]) -> bytes:
 
 def build_request_headers(*, configured: list[tuple[str, str]], body: bytes) -> dict[str, str]:
     """The configured headers plus the protocol's own (SPEC §3), which win on a clash."""
+    spoken = dialect()  # CARDS_PROTOCOL: this app's header names, or Plain's
     ours = {
         "Content-Type": "application/json",
         "Accept": "application/json",
         "User-Agent": USER_AGENT,
-        settings.CARDS_WORKSPACE_HEADER: settings.CARDS_WORKSPACE_ID,
+        spoken.workspace_header: settings.CARDS_WORKSPACE_ID,
     }
     signature = signature_header_value(
-        body, secrets=list(settings.CARDS_SIGNING_SECRETS), mode=settings.CARDS_SIGNATURE_MODE
+        body, secrets=list(settings.CARDS_SIGNING_SECRETS), mode=spoken.signature_mode
     )
     if signature is not None:
-        ours[settings.CARDS_SIGNATURE_HEADER] = signature
+        ours[spoken.signature_header] = signature
     reserved = {name.lower() for name in ours}
     headers = {
         name.strip(): value for name, value in configured if name.strip().lower() not in reserved

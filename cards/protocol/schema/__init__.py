@@ -1,9 +1,11 @@
 """The card response schema (SPEC §5): strict pydantic models (`models`), their errors as
 `Problem`s with JSON paths (`problems`), and the JSON Schema export. Uses nothing of ours."""
 
-# Everything from a card API is validated against the strict pydantic models in `models`, and
-# pydantic's errors become `Problem`s an integrator can act on (`problems`): the JSON path of
-# the offending value and what was expected, in words. The same models generate the JSON
+# The strict pydantic models in `models` are the contract, and pydantic's errors become
+# `Problem`s an integrator can act on (`problems`): the JSON path of the offending value and
+# what was expected, in words. The engine reads answers leniently (`lenient`, SPEC §5's last
+# paragraph): what Plain accepts and can be drawn safely loads with warnings, which are
+# `Problem`s too. The same models generate the JSON
 # Schema integrators get (`docs/card-response.schema.json`, `manage.py export_card_schema`).
 
 from dataclasses import dataclass
@@ -11,6 +13,15 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from cards.protocol.schema.lenient import (
+    LENIENT_URL_MAX_LENGTH,
+    LINK_SCHEMES,
+    ReadCard,
+    link_href,
+    read_card,
+    read_components,
+    read_response,
+)
 from cards.protocol.schema.models import (
     BADGE_COLORS,
     COMPONENT_NAMES,
@@ -45,6 +56,8 @@ __all__ = [
     "DEFAULT_TEXT_SIZE",
     "JSON_SCHEMA_DIALECT",
     "LABEL_MAX_LENGTH",
+    "LENIENT_URL_MAX_LENGTH",
+    "LINK_SCHEMES",
     "LEAF_COMPONENT_NAMES",
     "SPACING_SIZES",
     "TEXT_COLORS",
@@ -53,7 +66,12 @@ __all__ = [
     "TTL_MAX_SECONDS",
     "URL_MAX_LENGTH",
     "Problem",
+    "ReadCard",
     "ValidCard",
+    "link_href",
+    "read_card",
+    "read_components",
+    "read_response",
     "response_json_schema",
     "validate_card",
     "validate_components",

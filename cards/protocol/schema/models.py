@@ -73,6 +73,15 @@ def _check_http_url(value: str) -> str:
     return value
 
 
+def check_http_url(value: str) -> bool:
+    """Whether `value` is a link URL by the strict contract (length aside)."""
+    try:
+        _check_http_url(value)
+    except PydanticCustomError:
+        return False
+    return True
+
+
 HttpUrlText = Annotated[
     str,
     Field(

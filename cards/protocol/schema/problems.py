@@ -107,7 +107,7 @@ def _message(error: ErrorDetails, loc: tuple[int | str, ...]) -> str:
     if kind == "http_url":
         return f"expected an absolute http:// or https:// URL, got {_json(value)}"
     if kind in _SHAPE_ERRORS:
-        return _shape_message(value, parent=_list_owner(loc))
+        return shape_message(value, parent=_list_owner(loc))
     msg = error["msg"]
     return msg[:1].lower() + msg[1:]
 
@@ -129,7 +129,7 @@ _PLACES = {
 }
 
 
-def _shape_message(value: Any, *, parent: str | None) -> str:
+def shape_message(value: Any, *, parent: str | None) -> str:
     """Why an element of a component list is not a component it may hold."""
     place, rule, allowed = _PLACES.get(parent or "", ("", "", COMPONENT_NAMES))
     if not isinstance(value, dict):

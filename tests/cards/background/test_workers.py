@@ -26,6 +26,7 @@ from werkzeug import Request, Response
 
 from cards.background.dispatch import DispatchUnavailable, LoadJob, dispatch_jobs, dispatch_loads
 from cards.background.enqueue import cards_enqueue_stale
+from cards.background.refresh import PACE_HEADROOM
 from cards.loading.services import card_configs_enabled
 from cards.models import CardInstance, CardRequest
 from cards.tasks import (
@@ -171,13 +172,17 @@ class RecordingApi:
     def customers(self) -> list[str]:
         return [arrival.customer_id for arrival in self.arrivals]
 
-    def busiest_second(self) -> int:
-        """The most requests that arrived within any one second (a sliding window)."""
-        times = sorted(arrival.at for arrival in self.arrivals)
-        return max(
-            (sum(1 for other in times if start <= other < start + 1.0) for start in times),
-            default=0,
-        )
+    def kept_pace(self, *, since: float, per_second: int) -> bool:
+        """Whether the requests kept to a ceiling of `per_second`, paced from `since`.
+
+        Every paced request waits for a slot of its own, one pacing interval after the
+        previous one, so the k-th cannot arrive before k intervals have passed. A busy
+        machine can only delay requests (which may then bunch up), never hasten them: so
+        this holds however loaded the machine is, where a count per second would not.
+        """
+        interval = PACE_HEADROOM / per_second
+        arrived = sorted(arrival.at - since for arrival in self.arrivals)
+        return all(at >= k * interval - 0.05 for k, at in enumerate(arrived))
 
 
 def states(customer) -> dict[str, str]:
@@ -301,6 +306,7 @@ def test_keep_warm_reloads_every_customers_card_within_the_rate_ceiling(mode, ca
     fresh = CustomerFactory()
     cached(fresh, usage, expires_in=timedelta(hours=1))
 
+    ticked = time.monotonic()
     mode.tick(cards_keep_warm_task)
 
     due = {customer.public_id for customer in cold + expiring}
@@ -311,7 +317,7 @@ def test_keep_warm_reloads_every_customers_card_within_the_rate_ceiling(mode, ca
     )
     assert sorted(api.customers()) == sorted(due), "each customer once"
     assert all(arrival.keys == ["usage"] for arrival in api.arrivals)
-    assert api.busiest_second() <= 4
+    assert api.kept_pace(since=ticked, per_second=4), api.arrivals
 
 
 def test_keep_warm_holds_the_ceiling_when_a_backlog_arrives_at_once(mode, card_api):
@@ -324,6 +330,7 @@ def test_keep_warm_holds_the_ceiling_when_a_backlog_arrives_at_once(mode, card_a
 
     # Workers that fell behind release due jobs all at once: the pacing must still hold,
     # deferring the ones whose slot is more than a couple of seconds away.
+    released = time.monotonic()
     dispatch_jobs(
         jobs=[
             LoadJob(customer_id=customer.pk, config_ids=(usage.pk,), paced=True)
@@ -333,7 +340,7 @@ def test_keep_warm_holds_the_ceiling_when_a_backlog_arrives_at_once(mode, card_a
 
     eventually(lambda: len(api.arrivals) == 12, mode=mode)
     assert sorted(api.customers()) == sorted(c.public_id for c in customers)
-    assert api.busiest_second() <= 3
+    assert api.kept_pace(since=released, per_second=3), api.arrivals
     assert "outcome=deferred" in mode.log()
 
 

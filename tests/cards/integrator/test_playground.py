@@ -51,16 +51,6 @@ BROKEN = {
         "components[1].componentText.text",
         '"componentText": {',
     ),
-    "an unknown component": (
-        [{"componentTxt": {"text": "x"}}],
-        "components[0]",
-        "{",
-    ),
-    "an unknown field": (
-        [{"componentBadge": {"badgeLabel": "x", "colour": "RED"}}],
-        "components[0].componentBadge.colour",
-        '"colour": "RED"',
-    ),
     "a container inside a container": (
         [
             {
@@ -88,6 +78,20 @@ BROKEN = {
         '"key": 5',
     ),
     "cards that is not an array": ({"cards": {"plan": []}}, "cards", '"cards": {'),
+}
+
+# Plain-valid documents (SPEC §5, last paragraph): valid, with a warning at this path and line.
+WARNED = {
+    "an unknown component": (
+        [{"componentTxt": {"text": "x"}}],
+        "components[0]",
+        "{",
+    ),
+    "an unknown field": (
+        [{"componentBadge": {"badgeLabel": "x", "colour": "RED"}}],
+        "components[0].componentBadge.colour",
+        '"colour": "RED"',
+    ),
     "an empty row": (
         [{"componentRow": {"rowMainContent": [], "rowAsideContent": [TEXT]}}],
         "components[0].componentRow.rowMainContent",
@@ -137,6 +141,19 @@ class TestBrokenDocuments:
         expected = line_containing(text, fragment, after=_line_of_path_start(text, path))
         assert problem["line"] == expected
 
+    @pytest.mark.parametrize("case", WARNED.values(), ids=WARNED.keys())
+    def test_a_plain_valid_document_is_valid_with_a_warning_at_its_line(self, staff_client, case):
+        document, path, fragment = case
+        text = json.dumps(document, indent=2)
+
+        result = check(staff_client, text)
+
+        assert result["valid"] is True and result["problems"] == []
+        assert result["summary"].endswith(", with 1 warning")
+        assert [w["path"] for w in result["warnings"]] == [path]
+        expected = line_containing(text, fragment, after=_line_of_path_start(text, path))
+        assert result["warnings"][0]["line"] == expected
+
     def test_the_same_document_on_one_line_points_at_line_one(self, staff_client):
         document, path, _ = BROKEN["an unknown colour deep in a row"]
 
@@ -146,7 +163,7 @@ class TestBrokenDocuments:
 
     def test_lines_follow_the_text_as_typed_not_a_reformatted_copy(self, staff_client):
         text = (
-            '[\n\n  {"componentText": {"text": "a"}},   {"componentBadge":\n{"badgeLabel": ""}}\n]'
+            '[\n\n  {"componentText": {"text": "a"}},   {"componentBadge":\n{"badgeLabel": 5}}\n]'
         )
 
         result = check(staff_client, text)

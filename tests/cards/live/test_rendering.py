@@ -173,11 +173,14 @@ def test_spacer_renders_each_size(size):
     ("url", "href"),
     [
         ("https://example.com/x?a=1&b=2", "https://example.com/x?a=1&b=2"),
-        ("http://example.com", "http://example.com"),
-        ("HTTPS://EXAMPLE.COM/", "https://EXAMPLE.COM/"),
+        ("http://example.com", "http://example.com/"),
+        ("HTTPS://EXAMPLE.COM/", "https://example.com/"),
+        ('https://example.com/a b"|c', "https://example.com/a%20b%22|c"),
+        ("mailto:a@example.com", "mailto:a@example.com"),
+        ("tel:+15550100", "tel:+15550100"),
     ],
 )
-def test_link_button_opens_http_urls_in_a_new_tab(url, href):
+def test_link_button_opens_its_url_as_the_whatwg_parser_serializes_it(url, href):
     html = render_one({"componentLinkButton": {"linkButtonLabel": "Open", "linkButtonUrl": url}})
 
     link = only(html, "cc-link-button")
@@ -188,9 +191,19 @@ def test_link_button_opens_http_urls_in_a_new_tab(url, href):
 
 
 @pytest.mark.parametrize(
-    "url", ["mailto:a@example.com", "ftp://example.com", "/relative", "//example.com", "", None]
+    "url",
+    [
+        "ftp://example.com",
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "file:///etc/passwd",
+        "/relative",
+        "//example.com",
+        "",
+        None,
+    ],
 )
-def test_link_button_without_an_http_url_is_inert_text(url):
+def test_link_button_without_a_drawable_url_is_inert_text(url):
     html = render_one({"componentLinkButton": {"linkButtonLabel": "Open", "linkButtonUrl": url}})
 
     element = only(html, "cc-link-button")
@@ -407,7 +420,7 @@ XSS_CORPUS = [
     "[" * 2000 + "x" + "](javascript:alert(1))" * 200,
 ]
 
-_SAFE_SCHEMES = ("http://", "https://", "mailto:")
+_SAFE_SCHEMES = ("http://", "https://", "mailto:", "tel:")
 
 
 def _fields_with(value: str) -> list[dict]:
