@@ -185,3 +185,24 @@ def test_its_configs_get_at_least_six_rich_cards_from_the_example_api(live_serve
         rich += bool(card["components"])
 
     assert rich >= 6
+
+
+def test_a_web_process_knows_the_load_task_without_a_worker():
+    """The demo loads cards on the in-process pool, which runs `cards.cards_load` by name:
+    a fresh process (no test having imported cards.tasks) must have it registered."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import django; django.setup(); from celery import current_app; "
+        "print('cards.cards_load' in current_app.tasks)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+    )
+    assert result.stdout.strip() == "True", result.stderr

@@ -211,6 +211,10 @@ CARDS_REQUEST_LOG_RETENTION_SECONDS = env.int(
 CARDS_INPROCESS_WORKERS = env.int("CARDS_INPROCESS_WORKERS", default=8)
 # How long a card fragment request waits for a load to finish before asking again.
 CARDS_WAIT_SECONDS = env.float("CARDS_WAIT_SECONDS", default=20.0)
+# An open customer page asks at least this often (and at each card's expiry), so cards an
+# admin's change made stale reload without waiting for their expiry; an ask with nothing
+# due costs one small query.
+CARDS_PAGE_RECHECK_SECONDS = env.int("CARDS_PAGE_RECHECK_SECONDS", default=60)
 # Built-in example card API (SPEC §10) and the demo.
 CARDS_EXAMPLE_API_ENABLED = env.bool("CARDS_EXAMPLE_API_ENABLED", default=True)
 

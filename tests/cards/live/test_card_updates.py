@@ -49,8 +49,9 @@ def customer(db):
 
 @loads
 def test_the_poller_long_polls_until_the_load_the_page_started_is_stored(
-    agent_client, card_api, customer
+    agent_client, card_api, customer, settings
 ):
+    settings.CARDS_PAGE_RECHECK_SECONDS = 3600  # the next ask at the card's expiry
     plan = CardConfigFactory(key="plan", title="Plan", api_url=card_api.url)
     serve_versions(card_api, delay=0.3)
 
