@@ -239,6 +239,8 @@ def card_preview(request: HttpRequest) -> HttpResponse:
         "masked": bool(secret_names) and not reveal,
         "save_refusals": refusals,
         "save_checked": asked.editable,
+        "hint": trial.hint,
+        "unrequested": trial.unrequested,
     }
     return render(request, "admin/cards/cardconfig/_preview.html", context)
 
@@ -260,4 +262,6 @@ def playground_check(request: HttpRequest) -> JsonResponse:
     if not _is_staff(request.user):
         return JsonResponse({"error": "Staff only."}, status=403)
     text = request.body.decode("utf-8", errors="replace")
-    return JsonResponse(playground_result(text))
+    # `?keys=a,b`: the keys a request would ask for (others are notes: ignored by loads).
+    keys = [key.strip() for key in request.GET.get("keys", "").split(",") if key.strip()]
+    return JsonResponse(playground_result(text, keys=keys or None))
