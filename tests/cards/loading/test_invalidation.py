@@ -213,3 +213,22 @@ def test_reload_everywhere_reloads_watched_customers_and_expires_the_rest(card_a
     stale = CardInstance.objects.get(customer=unwatched)
     assert stale.components == text("old") and stale.expires_at <= timezone.now()
     assert [body["customer"]["email"] for body in card_api.requests] == [watched.email]
+
+
+@pytest.mark.django_db
+def test_an_import_that_changes_a_configs_url_expires_what_it_cached():
+    from cards.configuration.transfer import card_configs_export, card_configs_import
+
+    config = CardConfigFactory(key="plan")
+    untouched = CardConfigFactory(key="other")
+    later = timezone.now() + timedelta(minutes=5)
+    cached = CardInstanceFactory(config=config, state=State.LOADED, expires_at=later)
+    kept = CardInstanceFactory(config=untouched, state=State.ERROR, expires_at=later)
+    items = card_configs_export(with_secrets=True)
+    for item in items:
+        if item["key"] == "plan":
+            item["apiUrl"] = "https://moved.example.com/cards"
+
+    card_configs_import(items=items)
+
+    assert not unexpired(cached) and unexpired(kept)
