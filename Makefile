@@ -64,7 +64,7 @@ beat: migrate
 services: export CARDS_ALLOW_HTTP = true
 services: export CARDS_ALLOWED_PRIVATE_HOSTS = 127.0.0.1,localhost
 services: migrate
-	$(PY) manage.py seed_demo $(SEED_FLAGS)
+	$(PY) manage.py seed_demo $(if $(NEW_PASSWORD),--new-password,)
 	$(VENV)/bin/honcho start
 
 ## Benchmarks (bench/README.md): one table, also written to bench/results.md.
