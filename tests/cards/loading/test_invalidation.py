@@ -232,3 +232,21 @@ def test_an_import_that_changes_a_configs_url_expires_what_it_cached():
     card_configs_import(items=items)
 
     assert not unexpired(cached) and unexpired(kept)
+
+
+@pytest.mark.django_db
+def test_an_open_page_asks_at_least_every_recheck_period(agent_client, settings):
+    settings.CARDS_PAGE_RECHECK_SECONDS = 45
+    customer = CustomerFactory()
+    config = CardConfigFactory(key="plan")
+    now = timezone.now()
+    CardInstanceFactory(
+        customer=customer,
+        config=config,
+        state=State.LOADED,
+        components=text("cached"),
+        loaded_at=now,
+        expires_at=now + timedelta(hours=2),
+    )
+
+    assert poller_of(page(agent_client, customer))["trigger"].startswith("load delay:45s")
