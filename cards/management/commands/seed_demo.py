@@ -1,3 +1,9 @@
+"""`seed_demo`: the demo's admin, tenants, customers and example card configs (`make demo`).
+
+Re-runnable: it adds what is missing and leaves what exists, so an admin's password,
+sessions and edits survive `make demo` (docs: README, "make demo").
+"""
+
 import re
 import secrets
 from dataclasses import dataclass
@@ -64,6 +70,12 @@ class DemoSeed:
 _DEMO_URL = re.compile(r"^http://(127\.0\.0\.1|localhost)(:\d+)?/examples/cards/\Z")
 
 
+_CONFIG_DEFAULTS = {
+    name: CardConfig._meta.get_field(name).default
+    for name in ("default_ttl_seconds", "keep_warm", "max_requests_per_second")
+}
+
+
 def demo_base_url(*, port: int, host: str = "127.0.0.1") -> str:
     return f"http://{host}:{port}/examples/cards/"
 
@@ -84,12 +96,6 @@ def _as_seeded(config: CardConfig, *, position: int) -> bool:
         and config.max_requests_per_second == _CONFIG_DEFAULTS["max_requests_per_second"]
         and not config.header_count
     )
-
-
-_CONFIG_DEFAULTS = {
-    name: CardConfig._meta.get_field(name).default
-    for name in ("default_ttl_seconds", "keep_warm", "max_requests_per_second")
-}
 
 
 def _admin_seed(*, new_password: bool) -> str | None:
