@@ -1,39 +1,54 @@
 # The two commands of the README: `make demo` and `make test`. Both bootstrap .venv.
+# The demo installs only what the app runs (requirements.txt); tests, lint and benchmarks
+# add their tools (requirements-dev.txt).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check
+# `make demo PORT=8123` (or DEMO_PORT=8123): serves there, and the seeded configs and the
+# printed URLs say so. `make demo NEW_PASSWORD=1` gives the admin a new password.
+DEMO_PORT ?= $(if $(PORT),$(PORT),8000)
+SEED_FLAGS := --port $(DEMO_PORT) $(if $(NEW_PASSWORD),--new-password,)
 
-.PHONY: demo test lint format install migrate worker beat services bench clean
+.PHONY: demo test lint format install install-dev migrate worker beat services bench clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PIP_INSTALL) -r requirements.txt
 	touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PIP_INSTALL) -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
 install: $(STAMP)
+
+install-dev: $(DEV_STAMP)
 
 migrate: $(STAMP)
 	$(PY) manage.py migrate --noinput
 
-## Set up and run the demo: admin login printed, demo customers and cards, server on :8000.
+## Set up and run the demo: admin login printed, demo customers and cards, server on
+## 127.0.0.1:$(DEMO_PORT). Re-running keeps the admin's password, sessions and edits.
 # The demo's card API is this app on loopback over http: allowed for the demo only.
 demo: export CARDS_ALLOW_HTTP = true
 demo: export CARDS_ALLOWED_PRIVATE_HOSTS = 127.0.0.1,localhost
 demo: migrate
-	$(PY) manage.py seed_demo
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) manage.py seed_demo $(SEED_FLAGS)
+	$(PY) manage.py runserver 127.0.0.1:$(DEMO_PORT)
 
 ## Lint (ruff, import-linter's layer contracts), then the whole suite (SQLite unless
 ## DATABASE_URL is set).
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run --settings=config.settings.test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
@@ -49,12 +64,12 @@ beat: migrate
 services: export CARDS_ALLOW_HTTP = true
 services: export CARDS_ALLOWED_PRIVATE_HOSTS = 127.0.0.1,localhost
 services: migrate
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo $(if $(NEW_PASSWORD),--new-password,)
 	$(VENV)/bin/honcho start
 
 ## Benchmarks (bench/README.md): one table, also written to bench/results.md.
 # Needs PostgreSQL and Redis on 127.0.0.1; BENCH_ARGS="B4 --quick" runs a part of it.
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:

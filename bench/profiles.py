@@ -1,7 +1,7 @@
 """`bench/run.py --profile`: py-spy samples the server and worker processes while a row
 measures, and the busiest functions are printed after it.
 
-py-spy (pinned in requirements.txt under "# Benchmarks") attaches to a running process
+py-spy (pinned in requirements-dev.txt under "# Benchmarks") attaches to a running process
 by pid and samples its stacks, so the code being measured is not changed. Each profile is
 kept as collapsed stacks in bench/.work/profile-<row>-<process>.txt, for flame graph tools
 (`py-spy record --format raw`, e.g. speedscope or inferno read it).

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_permission_codename
 from django.contrib.humanize.templatetags.humanize import naturaltime
@@ -21,6 +21,8 @@ from django.db.models import Count, F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 
+from cards.background.dispatch import DispatchUnavailable
+from cards.background.watched import configs_reload_watched
 from cards.configuration.forms import (
     CardConfigForm,
     CardConfigHeaderForm,
@@ -36,6 +38,7 @@ from cards.configuration.health import (
     health_since,
 )
 from cards.crypto import can_reveal_secrets, mask
+from cards.loading.invalidation import config_change_invalidate, config_request
 from cards.models import MAX_HEADERS, CardConfig, CardConfigHeader, CardInstance, CardRequest
 
 
@@ -131,6 +134,7 @@ class CardConfigAdmin(admin.ModelAdmin):
     search_fields = ["title", "key", "api_url"]
     ordering = ["order", "id"]
     readonly_fields = ["created_at", "updated_at"]
+    actions = ["reload_everywhere_watched"]
     fieldsets = [
         (
             None,
@@ -166,6 +170,45 @@ class CardConfigAdmin(admin.ModelAdmin):
             .annotate(header_count=Count("headers", distinct=True))
             .annotate(**config_health_annotations(since=health_since()))
             .prefetch_related("headers")
+        )
+
+    def save_model(self, request: HttpRequest, obj: CardConfig, form, change: bool) -> None:
+        # What the config sent before this save, to tell what the save makes stale.
+        stored = CardConfig.objects.filter(pk=obj.pk).first() if change else None
+        request._cards_request_before = config_request(config=stored) if stored else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)  # the headers, saved
+        before = getattr(request, "_cards_request_before", None)
+        done = config_change_invalidate(config=form.instance, before=before)
+        if done.errors or done.cards:
+            self.message_user(
+                request,
+                f"What this change made stale reloads at its next view: {done.errors} cached "
+                f"error(s) and {done.cards} cached card(s) expired, for every customer.",
+                messages.INFO,
+            )
+
+    @admin.action(
+        description="Reload this card everywhere it is being watched", permissions=["change"]
+    )
+    def reload_everywhere_watched(self, request: HttpRequest, queryset: QuerySet) -> None:
+        try:
+            done = configs_reload_watched(configs=list(queryset))
+        except DispatchUnavailable:
+            self.message_user(
+                request,
+                "Every cached copy expired, but live loading is unavailable (the broker is "
+                "down): each reloads at its next view.",
+                messages.WARNING,
+            )
+            return
+        self.message_user(
+            request,
+            f"Reloading for {done.customers} watched customer(s) now; {done.expired} cached "
+            "copies expired for everyone else. Open pages show the result at their next ask.",
+            messages.SUCCESS,
         )
 
     def get_changelist_instance(self, request: HttpRequest) -> ChangeList:

@@ -9,10 +9,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from celery import shared_task
 
 from cards.background import schedules
 from cards.background.dispatch import DispatchUnavailable
+from cards.background.heartbeat import beat_run_record
 from cards.background.jobs import load_job_run
 from cards.background.refresh import (
     FanOut,
@@ -42,6 +44,14 @@ def cards_load_task(customer_id: int, config_ids: list[int] | None = None, **opt
     load_job_run(customer_id=customer_id, config_ids=config_ids, **options)
 
 
+def _heartbeat(name: str) -> None:
+    """Beat's last run, for /readyz and /metrics (cards.background.heartbeat)."""
+    try:
+        beat_run_record(task=name)
+    except redis.RedisError:
+        logger.warning("%s could not record beat's heartbeat in Redis", name, exc_info=True)
+
+
 def _log_fan_out(name: str, started: float, fan_out: FanOut | None) -> None:
     logger.info(
         "%s customers=%d cards=%d jobs=%d outcome=%s duration_ms=%d",
@@ -61,6 +71,7 @@ def _fan_out(name: str, dispatcher: Callable[[], FanOut]) -> None:
         fan_out = dispatcher()
     except DispatchUnavailable:
         fan_out = None
+    _heartbeat(name)
     _log_fan_out(name, started, fan_out)
 
 
@@ -87,6 +98,7 @@ def cards_purge_task() -> None:
     """Delete card data past retention and old request logs, in batches (beat, hourly)."""
     started = time.monotonic()
     report = cards_purge()
+    _heartbeat("cards_purge")
     logger.info(
         "cards_purge instances=%d requests=%d outcome=purged duration_ms=%d",
         report.instances,

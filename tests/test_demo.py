@@ -21,9 +21,9 @@ def seed(*args: str) -> str:
     return out.getvalue()
 
 
-def printed_password(output: str) -> str:
+def printed_password(output: str, *, port: int = 8000) -> str:
     match = re.search(
-        r"Demo admin: http://127\.0\.0\.1:8000/admin/ user admin password (\S+)", output
+        rf"Demo admin: http://127\.0\.0\.1:{port}/admin/ user admin password (\S+)", output
     )
     assert match, output
     return match.group(1)
@@ -57,14 +57,35 @@ def test_it_creates_customers_with_and_without_tenant_and_external_id():
     assert Customer.objects.filter(tenant__isnull=False, external_id__isnull=False).exists()
 
 
-def test_it_prints_a_working_admin_password_and_resets_it_on_every_run():
+def test_it_prints_a_working_admin_password_on_the_first_run():
+    password = printed_password(seed())
+
+    admin = authenticate(username="admin", password=password)
+    assert admin is not None and admin.is_staff and admin.is_superuser
+
+
+def test_running_it_again_keeps_the_password_and_the_admins_open_session(client):
+    password = printed_password(seed())
+    client.login(username="admin", password=password)
+    assert client.get("/admin/").status_code == 200
+
+    output = seed()
+
+    assert "password unchanged" in output and password not in output
+    assert authenticate(username="admin", password=password) is not None
+    assert client.get("/admin/").status_code == 200  # still logged in
+
+
+def test_new_password_flag_makes_a_new_one_and_ends_old_sessions(client):
     first = printed_password(seed())
-    second = printed_password(seed())
+    client.login(username="admin", password=first)
+
+    second = printed_password(seed("--new-password"))
 
     assert first != second
     assert authenticate(username="admin", password=first) is None
-    admin = authenticate(username="admin", password=second)
-    assert admin is not None and admin.is_staff and admin.is_superuser
+    assert authenticate(username="admin", password=second) is not None
+    assert client.get("/admin/").status_code == 302  # to the login page
 
 
 def test_it_prints_the_first_customer_page():
@@ -73,6 +94,55 @@ def test_it_prints_the_first_customer_page():
     match = re.search(r"http://127\.0\.0\.1:8000/customers/(\d+)/", output)
     assert match, output
     assert Customer.objects.filter(pk=match.group(1)).exists()
+
+
+def test_port_goes_into_every_printed_url_and_the_configs():
+    output = seed("--port", "8123")
+
+    assert printed_password(output, port=8123)
+    assert re.search(r"First customer: http://127\.0\.0\.1:8123/customers/\d+/", output)
+    assert ":8000" not in output
+    assert set(CardConfig.objects.values_list("api_url", flat=True)) == {
+        "http://127.0.0.1:8123/examples/cards/"
+    }
+
+
+def test_a_later_run_on_another_port_moves_the_untouched_configs_there():
+    seed()
+    seed("--port", "8123")
+
+    assert set(CardConfig.objects.values_list("api_url", flat=True)) == {
+        "http://127.0.0.1:8123/examples/cards/"
+    }
+
+
+def test_it_never_overwrites_configs_or_customers_an_admin_edited():
+    seed()
+    CardConfig.objects.filter(key="subscription").update(api_url="https://api.acme.test/cards/")
+    CardConfig.objects.filter(key="usage").update(title="Usage this month", order=5)
+    edited_headers = CardConfig.objects.get(key="last-order")
+    edited_headers.headers.create(name="Authorization", value="Bearer t0ken")
+    Customer.objects.filter(email="alex.morgan@acme.example").update(full_name="Alexandra M.")
+
+    output = seed("--port", "8123")
+
+    configs = {c.key: c for c in CardConfig.objects.all()}
+    assert configs["subscription"].api_url == "https://api.acme.test/cards/"
+    assert (configs["usage"].title, configs["usage"].order) == ("Usage this month", 5)
+    assert configs["last-order"].api_url == "http://127.0.0.1:8000/examples/cards/"
+    assert configs["last-order"].headers.get().value == "Bearer t0ken"
+    assert configs["gallery"].api_url == "http://127.0.0.1:8123/examples/cards/"
+    assert Customer.objects.get(email="alex.morgan@acme.example").full_name == "Alexandra M."
+    assert "Left as an admin edited them: subscription, last-order, usage" in output
+
+
+def test_a_deleted_demo_config_is_seeded_again():
+    seed()
+    CardConfig.objects.filter(key="gallery").delete()
+
+    seed()
+
+    assert CardConfig.objects.filter(key="gallery", is_enabled=True).exists()
 
 
 def test_configs_are_ordered_by_tens_with_the_gallery_last():
@@ -115,3 +185,24 @@ def test_its_configs_get_at_least_six_rich_cards_from_the_example_api(live_serve
         rich += bool(card["components"])
 
     assert rich >= 6
+
+
+def test_a_web_process_knows_the_load_task_without_a_worker():
+    """The demo loads cards on the in-process pool, which runs `cards.cards_load` by name:
+    a fresh process (no test having imported cards.tasks) must have it registered."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import django; django.setup(); from celery import current_app; "
+        "print('cards.cards_load' in current_app.tasks)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+    )
+    assert result.stdout.strip() == "True", result.stderr

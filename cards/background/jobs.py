@@ -4,7 +4,9 @@ A Celery worker and the in-process pool (`cards.background.dispatch`) both run t
 `cards.cards_load` (`cards.tasks.cards_load_task`), which calls `load_job_run` with a
 `LoadJob`'s arguments: the two modes run the same steps (take the claim over, fetch,
 store); only the transport differs. Each run logs one
-structured line (customer, keys, outcome, requests, duration).
+structured line (customer, keys, outcome, requests, duration); its fields are also the
+record's attributes (`extra`), so with LOG_FORMAT=json it is one JSON object with the
+customer, each card's config key and outcome, and the duration.
 """
 
 import logging
@@ -20,6 +22,17 @@ logger = logging.getLogger("cards.tasks")
 
 def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+def _fields(customer_id: int, outcome: str, started: float, **more) -> dict:
+    """The line's fields as log record attributes, for JSON logs (config.settings)."""
+    return {
+        "event": "cards_load",
+        "customer": customer_id,
+        "outcome": outcome,
+        "duration_ms": _ms(started),
+        **more,
+    }
 
 
 def load_job_run(
@@ -40,6 +53,7 @@ def load_job_run(
             "cards_load customer=%s keys=- outcome=no-customer requests=0 duration_ms=%d",
             customer_id,
             _ms(started),
+            extra=_fields(customer_id, "no-customer", started, keys=[], requests=0),
         )
         return
     configs = card_configs_enabled(ids=config_ids)
@@ -49,13 +63,22 @@ def load_job_run(
             customer=customer, configs=configs, stale_before=horizon, deferrals=deferrals
         )
         if paced_load.deferred_for is not None:
+            outcome = "dropped" if paced_load.dropped else "deferred"
             logger.info(
                 "cards_load customer=%s keys=%s outcome=%s wait_s=%.1f requests=0 duration_ms=%d",
                 customer_id,
                 ",".join(config.key for config in configs) or "-",
-                "dropped" if paced_load.dropped else "deferred",
+                outcome,
                 paced_load.deferred_for,
                 _ms(started),
+                extra=_fields(
+                    customer_id,
+                    outcome,
+                    started,
+                    keys=[config.key for config in configs],
+                    requests=0,
+                    wait_s=paced_load.deferred_for,
+                ),
             )
             return
         report = paced_load.report
@@ -67,11 +90,23 @@ def load_job_run(
 
 
 def _log_load(customer_id: int, report: LoadReport, started: float) -> None:
+    outcome = ",".join(f"{i.config.key}:{i.state}" for i in report.instances)
     logger.info(
         "cards_load customer=%s keys=%s outcome=%s requests=%d duration_ms=%d",
         customer_id,
         ",".join(i.config.key for i in report.instances) or "-",
-        ",".join(f"{i.config.key}:{i.state}" for i in report.instances) or "nothing-to-load",
+        outcome or "nothing-to-load",
         report.requests,
         _ms(started),
+        extra=_fields(
+            customer_id,
+            "loaded" if report.ok and report.instances else "error" if outcome else "nothing",
+            started,
+            keys=[i.config.key for i in report.instances],
+            cards=[
+                {"key": i.config.key, "outcome": i.state, "error_kind": i.error_kind or None}
+                for i in report.instances
+            ],
+            requests=report.requests,
+        ),
     )

@@ -8,6 +8,7 @@ fields. Also the preview's customer picker (`CardPreviewForm`).
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.validators import (
@@ -42,6 +43,19 @@ def _raise_if(messages: list[str]) -> None:
         raise forms.ValidationError(messages)
 
 
+def api_url_help() -> str:
+    """The URL field's help, saying what this deployment accepts (docs/protocol.md)."""
+    if settings.CARDS_ALLOW_HTTP:
+        return (
+            "The card API endpoint; receives a signed POST. https:// or, here, http:// "
+            "(CARDS_ALLOW_HTTP is on: keep it for development and demos)."
+        )
+    return (
+        "The card API endpoint; receives a signed POST. https:// only (plain http:// needs "
+        "the CARDS_ALLOW_HTTP setting; private addresses need CARDS_ALLOWED_PRIVATE_HOSTS)."
+    )
+
+
 class CardConfigForm(forms.ModelForm):
     class Meta:
         model = CardConfig
@@ -63,6 +77,8 @@ class CardConfigForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if "api_url" in self.fields:
+            self.fields["api_url"].help_text = api_url_help()
         present = [name for name in validation.FIELD_RULES if name in self.fields]
         _use_rule_messages(self, present)
         for name in ("title", "key", "api_url"):

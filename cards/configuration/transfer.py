@@ -24,6 +24,7 @@ from django.db.models.functions import Cast
 
 from cards import crypto
 from cards.configuration import validation
+from cards.loading.invalidation import ConfigRequest, config_change_invalidate, config_request
 from cards.models import CardConfig, CardConfigHeader
 
 # JSON name -> (model field, JSON type). Order is the export's key order.
@@ -62,6 +63,7 @@ class _Plan:
     # Position in the item's apiHeaders of each entry of `headers`, for error messages.
     header_positions: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    request_before: ConfigRequest | None = None  # what an existing config sent before
 
 
 def _json_type(value: Any) -> str:
@@ -225,11 +227,20 @@ def _check_across_items(plans: list[_Plan]) -> None:
 
 def _save(plan: _Plan) -> str:
     """Write one plan; returns "created", "updated" or "unchanged"."""
+    outcome = _write(plan)
+    if outcome == "updated":
+        # What the change made stale expires, as on a save in admin.
+        config_change_invalidate(config=plan.existing, before=plan.request_before)
+    return outcome
+
+
+def _write(plan: _Plan) -> str:
     config = plan.existing
     if config is None:
         config = CardConfig.objects.create(**plan.values)
         outcome = "created"
     else:
+        plan.request_before = config_request(config=config)
         changed = [name for name, value in plan.values.items() if getattr(config, name) != value]
         for name in changed:
             setattr(config, name, plan.values[name])

@@ -167,7 +167,9 @@ def _components_check(document: list, *, text: str, offsets: dict[Location, int]
     }
 
 
-def _response_check(document: dict, *, text: str, offsets: dict[Location, int]) -> dict:
+def _response_check(
+    document: dict, *, text: str, offsets: dict[Location, int], keys: list[str] | None = None
+) -> dict:
     problems, warnings = read_response(document)
     cards = document.get("cards") if isinstance(document.get("cards"), list) else []
     first_index: dict[str, int] = {}
@@ -187,11 +189,17 @@ def _response_check(document: dict, *, text: str, offsets: dict[Location, int]) 
             )
         else:
             first_index[key] = index
-    # The engine's own judgement, card by card: what agents would see for each key.
-    outcomes = card_response_judge(body=text.encode(), keys=list(first_index)).outcomes
+    # The engine's own judgement, card by card: what agents would see for each key asked
+    # for (every key in the document, unless the requested keys are given).
+    trial = card_response_judge(body=text.encode(), keys=keys or list(first_index))
+    outcomes = trial.outcomes
     for outcome in outcomes.values():
-        if outcome.error_kind == ErrorKind.CARD_TOO_BIG:
+        if outcome.error_kind in (ErrorKind.CARD_TOO_BIG, ErrorKind.MISSING_CARD):
             problems.append(Problem(path=outcome.detail["path"], message=outcome.detail["message"]))
+    # What real loads would ignore: entries that are not cards, cards nobody asked for.
+    for extra in trial.unrequested:
+        line = _line_of(text, offsets, path_location(extra.path))
+        notes.append({"path": extra.path, "message": extra.describe(), "line": line})
     html = "".join(
         card_frame(title=key, key=key, outcome=outcome) for key, outcome in outcomes.items()
     )
@@ -200,7 +208,8 @@ def _response_check(document: dict, *, text: str, offsets: dict[Location, int]) 
     if problems:
         summary = _count(len(problems), "problem")
     else:
-        summary = f"Valid response: {_count(len(cards), 'card')}{_warned(warnings)}"
+        counted = len(outcomes) if keys else len(cards)
+        summary = f"Valid response: {_count(counted, 'card')}{_warned(warnings)}"
         if hidden:
             summary += f" ({hidden} hidden: components is null)"
     return {
@@ -234,11 +243,13 @@ def _shape_hint(document: Any) -> str:
     return f'expected a components array or a response {{"cards": [...]}}, got {got}'
 
 
-def playground_result(text: str) -> dict[str, Any]:
+def playground_result(text: str, *, keys: list[str] | None = None) -> dict[str, Any]:
     """Check a pasted document: a components array, or a whole response {"cards": [...]}.
 
     Returns kind, valid, summary, problems and warnings (path, message, 1-based line), notes,
-    and the HTML of the cards as agents would see them.
+    and the HTML of the cards as agents would see them. `keys`, the keys a request asked
+    for, makes a response's other cards notes (ignored by real loads) and its missing ones
+    problems.
     """
     empty = {"valid": False, "problems": [], "warnings": [], "notes": [], "html": ""}
     if not text.strip():
@@ -267,7 +278,7 @@ def playground_result(text: str) -> dict[str, Any]:
     if isinstance(document, list):
         return _components_check(document, text=text, offsets=offsets)
     if isinstance(document, dict) and "cards" in document:
-        return _response_check(document, text=text, offsets=offsets)
+        return _response_check(document, text=text, offsets=offsets, keys=keys)
     problem = {"path": "", "message": _shape_hint(document), "line": 1}
     return {**empty, "kind": "shape", "summary": "1 problem", "problems": [problem]}
 

@@ -5,10 +5,11 @@ is claimed or stored.
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from cards.integrator.findings import UnrequestedCard, refusal_hint, unrequested_cards
 from cards.models import CardInstance
 from cards.protocol.http import Exchange, build_request_body, build_request_headers, post_cards
 from cards.protocol.outcomes import CardOutcome, outcomes_for
@@ -19,6 +20,13 @@ from customers.models import Customer
 class Trial:
     exchange: Exchange
     outcomes: dict[str, CardOutcome]
+    # Entries of the answer no requested key reads, ignored by real loads (findings).
+    unrequested: list[UnrequestedCard] = field(default_factory=list)
+
+    @property
+    def hint(self) -> str:
+        """Likely causes of a 401 or 403, naming the signature header; else ""."""
+        return refusal_hint(self.exchange)
 
     @property
     def ok(self) -> bool:
@@ -33,7 +41,17 @@ def card_api_try(
     exchange = post_cards(
         url=url.strip(), headers=build_request_headers(configured=headers, body=body), body=body
     )
-    return Trial(exchange=exchange, outcomes=outcomes_for(exchange, keys))
+    return Trial(
+        exchange=exchange,
+        outcomes=outcomes_for(exchange, keys),
+        unrequested=_unrequested(exchange, keys),
+    )
+
+
+def _unrequested(exchange: Exchange, keys: list[str]) -> list[UnrequestedCard]:
+    if exchange.error_kind or exchange.status_code != 200:
+        return []
+    return unrequested_cards(body=exchange.response_body, keys=keys)
 
 
 def card_response_judge(*, body: bytes, keys: list[str]) -> Trial:
@@ -47,7 +65,7 @@ def card_response_judge(*, body: bytes, keys: list[str]) -> Trial:
         exchange.error_message = f"the body is {len(body)} bytes; the limit is {limit}"
     outcomes = outcomes_for(exchange, keys)
     exchange.duration_ms = int((time.monotonic() - started) * 1000)
-    return Trial(exchange=exchange, outcomes=outcomes)
+    return Trial(exchange=exchange, outcomes=outcomes, unrequested=_unrequested(exchange, keys))
 
 
 def sample_customer(*, email: str = "alex@example.com", external_id: str | None = None) -> Customer:

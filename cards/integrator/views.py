@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from cards.configuration import validation
 from cards.configuration.forms import CardPreviewForm
+from cards.configuration.save_check import config_save_refusals
 from cards.crypto import can_reveal_secrets, mask
 from cards.integrator.playground import (
     card_frame,
@@ -78,6 +79,7 @@ class PreviewInput:
     headers: list[tuple[str, str]] = field(default_factory=list)
     default_ttl_seconds: int | None = None
     errors: list[str] = field(default_factory=list)
+    editable: bool = True  # False: a view-only page, previewing the saved config
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -97,6 +99,7 @@ def preview_input(*, data: QueryDict, config: CardConfig | None) -> PreviewInput
         if config is None:
             return PreviewInput(errors=["Nothing to preview: the form has no API URL."])
         return PreviewInput(
+            editable=False,
             url=config.api_url,
             key=config.key,
             title=config.title,
@@ -192,13 +195,19 @@ def card_preview(request: HttpRequest) -> HttpResponse:
         else None
     )
     asked = preview_input(data=request.POST, config=config)
+    # Every rule Save applies, by the forms Save uses; shown whether or not we send.
+    refusals = config_save_refusals(data=request.POST, config=config) if asked.editable else []
     form = CardPreviewForm(request.POST, user=request.user)
     if form.is_valid():
         customer = form.cleaned_data["customer"] or sample_customer()
     else:
         asked.errors += [f"Customer: {m}" for m in form.errors.get("customer", [])]
     if asked.errors:
-        return render(request, "admin/cards/cardconfig/_preview.html", {"errors": asked.errors})
+        return render(
+            request,
+            "admin/cards/cardconfig/_preview.html",
+            {"errors": asked.errors, "save_refusals": refusals, "save_checked": asked.editable},
+        )
 
     trial = card_api_try(url=asked.url, headers=asked.headers, keys=[asked.key], customer=customer)
     exchange, outcome = trial.exchange, trial.outcomes[asked.key]
@@ -229,6 +238,10 @@ def card_preview(request: HttpRequest) -> HttpResponse:
         "response_body": _shown_body(exchange.response_body),
         "curl": _curl(exchange, request_headers),
         "masked": bool(secret_names) and not reveal,
+        "save_refusals": refusals,
+        "save_checked": asked.editable,
+        "hint": trial.hint,
+        "unrequested": trial.unrequested,
     }
     return render(request, "admin/cards/cardconfig/_preview.html", context)
 
@@ -250,4 +263,6 @@ def playground_check(request: HttpRequest) -> JsonResponse:
     if not _is_staff(request.user):
         return JsonResponse({"error": "Staff only."}, status=403)
     text = request.body.decode("utf-8", errors="replace")
-    return JsonResponse(playground_result(text))
+    # `?keys=a,b`: the keys a request would ask for (others are notes: ignored by loads).
+    keys = [key.strip() for key in request.GET.get("keys", "").split(",") if key.strip()]
+    return JsonResponse(playground_result(text, keys=keys or None))

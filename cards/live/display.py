@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.http import QueryDict
 from django.template.loader import render_to_string
@@ -241,7 +242,10 @@ def _timer_trigger(instances: Iterable[CardInstance | None], *, now: datetime) -
     first = dues[0]
     wake = max(due for due in dues if due <= first + timedelta(seconds=EXPIRY_GROUP_SECONDS))
     seconds = math.ceil((wake - now).total_seconds())
-    return f"load delay:{min(max(1, seconds), MAX_DELAY_SECONDS)}s"
+    # An open page asks at least every CARDS_PAGE_RECHECK_SECONDS, so cards an admin made
+    # stale (a config's change, "reload everywhere") reload without waiting for expiry.
+    longest = min(MAX_DELAY_SECONDS, settings.CARDS_PAGE_RECHECK_SECONDS)
+    return f"load delay:{min(max(1, seconds), longest)}s"
 
 
 def poller_for(

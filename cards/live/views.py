@@ -45,6 +45,7 @@ from cards.live.waiting import (
     card_version,
     cards_wait,
 )
+from cards.loading.metrics import cards_served
 from customers.models import Customer
 
 
@@ -58,6 +59,7 @@ def cards_panel(*, request: HttpRequest, customer: Customer, force: bool = False
     started = timezone.now()
     views = card_list(customer=customer, light=True)
     due = [view.config for view in views if force or view.needs_load]
+    cards_served(cached=len(views) - len(due), loading=len(due))  # /metrics
     unavailable = False
     if due:
         try:

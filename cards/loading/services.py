@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from cards.loading import statements
 from cards.loading.bell import cards_stored
+from cards.loading.metrics import loads_observed
 from cards.models import CardConfig, CardInstance, CardRequest
 from cards.protocol.batching import Batch, batches_for
 from cards.protocol.http import Exchange, build_request_body, build_request_headers, post_cards
@@ -296,6 +297,7 @@ def _store_outcomes(
         _store_rows(now=now, outcomes=outcomes, instances=instances, token=token)
         _record_requests(customer=customer, batch=batch, exchanges=exchanges, outcomes=outcomes)
         cards_stored(customer_id=customer.pk)  # wakes the pages waiting for them
+    loads_observed(batch=batch, exchanges=exchanges, outcomes=outcomes)  # /metrics
 
 
 def _store_rows(

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics, answered before host checks and redirects.
+    "cards.operations.middleware.OperationsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -136,11 +138,24 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# LOG_FORMAT=json: one JSON object per line (python-json-logger), with every field a log
+# call passes as `extra` (a card load's customer, config keys, outcome, duration_ms).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "timestamp": False,
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -180,6 +195,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # unless this is set, so each task would open a new one; config.celery applies Django's own
 # rules instead (CONN_MAX_AGE, health checks), as around a request.
 CELERY_DB_REUSE_MAX = 1_000_000_000
+# JSON logs: workers and beat keep Django's LOGGING instead of Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
 
 # --- Cards (SPEC §2-§9) ---------------------------------------------------------------
 CARDS_MAX_ENABLED_CONFIGS = env.int("CARDS_MAX_ENABLED_CONFIGS", default=25)
@@ -219,8 +236,22 @@ CARDS_REQUEST_LOG_RETENTION_SECONDS = env.int(
 CARDS_INPROCESS_WORKERS = env.int("CARDS_INPROCESS_WORKERS", default=8)
 # How long a card fragment request waits for a load to finish before asking again.
 CARDS_WAIT_SECONDS = env.float("CARDS_WAIT_SECONDS", default=20.0)
+# An open customer page asks at least this often (and at each card's expiry), so cards an
+# admin's change made stale reload without waiting for their expiry; an ask with nothing
+# due costs one small query.
+CARDS_PAGE_RECHECK_SECONDS = env.int("CARDS_PAGE_RECHECK_SECONDS", default=60)
 # Built-in example card API (SPEC §10) and the demo.
 CARDS_EXAMPLE_API_ENABLED = env.bool("CARDS_EXAMPLE_API_ENABLED", default=True)
+
+# --- Operations (cards.operations, docs/operations.md) ---------------------------------
+# /metrics answers a request carrying `Authorization: Bearer <METRICS_TOKEN>`, or from an
+# address in METRICS_ALLOWED_IPS (addresses or networks, e.g. 10.0.0.0/8, as the app sees
+# REMOTE_ADDR); with neither set it answers 403.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+# /readyz fails when beat's last recorded run is older than this (0: reported, not checked).
+# Set it (e.g. 120) only where a beat runs: a web process is ready without one.
+READYZ_BEAT_MAX_AGE_SECONDS = env.int("READYZ_BEAT_MAX_AGE_SECONDS", default=0)
 
 # --- Background work (cards.background.schedules, cards.background.refresh) ------------
 # Refresh-ahead and keep-warm reload cards that expire within this many seconds.

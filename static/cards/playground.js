@@ -61,6 +61,7 @@
     var select = document.getElementById("ci-example");
     var examples = JSON.parse(document.getElementById("ci-examples").textContent);
     var checkUrl = root.dataset.checkUrl;
+    var keysInput = document.getElementById("ci-keys");
 
     var timer = null;
     var controller = null;
@@ -173,7 +174,8 @@
       if (controller) controller.abort();
       controller = new AbortController();
       root.classList.add("is-checking");
-      fetch(checkUrl, {
+      var keys = keysInput ? keysInput.value.trim() : "";
+      fetch(keys ? checkUrl + "?keys=" + encodeURIComponent(keys) : checkUrl, {
         method: "POST",
         body: textarea.value,
         credentials: "same-origin",
@@ -223,6 +225,12 @@
     }
 
     textarea.addEventListener("input", schedule);
+    if (keysInput) {
+      keysInput.addEventListener("input", function () {
+        window.clearTimeout(timer);
+        timer = window.setTimeout(check, DEBOUNCE_MS);
+      });
+    }
     textarea.addEventListener("scroll", renderMarks);
     window.addEventListener("resize", renderMarks);
     // Tab indents instead of leaving the editor; Shift+Tab still moves focus away.

@@ -135,7 +135,7 @@ def test_check_card_api_reports_each_key_and_exits_by_validity(card_api):
 
     assert status == 1
     assert f"POST {card_api.url} -> status 200" in out
-    assert "✓ plan: valid, 1 components" in out
+    assert "✓ plan: valid, 1 component\n" in out  # not "1 components"
     assert "✗ orders: RESPONSE_BODY" in out
     assert "cards[1].components[0].componentBadge.badgeColor: expected one of" in out
     assert card_api.requests[0]["customer"]["email"] == "sam@example.com"
@@ -167,7 +167,7 @@ def test_check_card_api_prints_warnings_and_fails_on_them_only_when_strict(card_
     got, out = run("check_card_api", "--url", card_api.url, "--key", "plan", *flags)
 
     assert got == status
-    assert "✓ plan: valid, 1 components, 2 warnings" in out
+    assert "✓ plan: valid, 1 component, 2 warnings" in out
     assert "    ! cards[0].timeToLiveSeconds: an integer written as a number" in out
     assert (
         "    ! cards[0].components[0].componentBadge.badgeLabel: empty badgeLabel; the badge is"

@@ -2,7 +2,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from cards.integrator.findings import count, signature_sent
 from cards.integrator.preview import Trial, card_api_try, card_response_judge, sample_customer
+
+# How much of a non-200 answer's body is printed (the stored excerpt is 4 KiB).
+SHOWN_EXCERPT_CHARS = 2000
 
 
 class Command(BaseCommand):
@@ -11,8 +15,9 @@ class Command(BaseCommand):
         "[--email E] [--external-id X] sends a real signed request; --file PATH --key K... "
         "validates a saved response body instead. Reports, per key, valid or every error "
         "with its JSON path, every warning (what loads but is outside the strict contract), "
-        "plus status, timing and size. Exits 1 unless every key is valid; with --strict, "
-        "also on any warning (for CI)."
+        "plus status, timing and size; a non-200 answer's body, a hint on 401/403, and every "
+        "card in the answer that was not requested (ignored by real loads). Exits 1 unless "
+        "every key is valid; with --strict, also on any warning (for CI)."
     )
 
     def add_arguments(self, parser):
@@ -70,10 +75,17 @@ class Command(BaseCommand):
     def _report(self, trial: Trial) -> None:
         exchange = trial.exchange
         if exchange.url:
+            signed = "signed" if signature_sent(exchange) else "unsigned"
             self.stdout.write(
                 f"POST {exchange.url} -> status {exchange.status_code or '-'}, "
-                f"{exchange.duration_ms} ms, {len(exchange.response_body)} bytes"
+                f"{exchange.duration_ms} ms, {len(exchange.response_body)} bytes, {signed}"
             )
+            if exchange.status_code not in (None, 200) and exchange.response_body:
+                excerpt = exchange.response_body.decode("utf-8", errors="replace")
+                cut = " [cut]" if len(excerpt) > SHOWN_EXCERPT_CHARS else ""
+                self.stdout.write(f"Body: {excerpt[:SHOWN_EXCERPT_CHARS]}{cut}")
+            if trial.hint:
+                self.stdout.write(self.style.WARNING(f"Hint: {trial.hint}"))
         else:
             self.stdout.write(f"File: {len(exchange.response_body)} bytes")
         for key, outcome in trial.outcomes.items():
@@ -81,7 +93,7 @@ class Command(BaseCommand):
                 shown = (
                     "components: null (hidden)"
                     if outcome.components is None
-                    else f"{len(outcome.components)} components"
+                    else count(len(outcome.components), "component")
                 )
                 warned = len(outcome.warnings)
                 if warned:
@@ -96,3 +108,5 @@ class Command(BaseCommand):
             for problem in problems:
                 path = f"{problem['path']}: " if problem.get("path") else ""
                 self.stdout.write(f"    {path}{problem.get('message', '')}")
+        for extra in trial.unrequested:
+            self.stdout.write(self.style.WARNING(f"! {extra.describe()}"))

@@ -1,15 +1,24 @@
+"""`seed_demo`: the demo's admin, tenants, customers and example card configs (`make demo`).
+
+Re-runnable: it adds what is missing and leaves what exists, so an admin's password,
+sessions and edits survive `make demo` (docs: README, "make demo").
+"""
+
+import re
 import secrets
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.db.models import Count
 
 from cards.integrator.example_api import CARD_TITLES
 from cards.models import CardConfig
 from customers.models import Customer, Tenant
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8000/examples/cards/"
+DEFAULT_PORT = 8000
+DEFAULT_BASE_URL = f"http://127.0.0.1:{DEFAULT_PORT}/examples/cards/"
 DEMO_ADMIN_USERNAME = "admin"
 
 DEMO_TENANTS = (
@@ -49,90 +58,171 @@ DEMO_CARD_KEYS = (
 
 @dataclass(frozen=True)
 class DemoSeed:
-    admin_password: str
+    admin_password: str | None  # None: the admin existed and kept their password
     first_customer: Customer
     tenants: int
     customers: int
     configs: int
+    kept_configs: tuple[str, ...] = ()  # keys an admin had edited, left as they were
+
+
+# A config still points at the example API when its URL is the demo's, whatever the port.
+_DEMO_URL = re.compile(r"^http://(127\.0\.0\.1|localhost)(:\d+)?/examples/cards/\Z")
+
+
+_CONFIG_DEFAULTS = {
+    name: CardConfig._meta.get_field(name).default
+    for name in ("default_ttl_seconds", "keep_warm", "max_requests_per_second")
+}
+
+
+def demo_base_url(*, port: int, host: str = "127.0.0.1") -> str:
+    return f"http://{host}:{port}/examples/cards/"
+
+
+def _as_seeded(config: CardConfig, *, position: int) -> bool:
+    """Whether a demo config is still what the seed made of it (the API's port aside).
+
+    Anything an admin changes (its URL to their own API, title, order, TTL, enabling,
+    keep-warm, a header) makes it theirs: the seed leaves it alone from then on.
+    """
+    return (
+        bool(_DEMO_URL.match(config.api_url))
+        and config.title == CARD_TITLES[config.key]
+        and config.is_enabled
+        and config.order == position * 10
+        and config.default_ttl_seconds == _CONFIG_DEFAULTS["default_ttl_seconds"]
+        and config.keep_warm == _CONFIG_DEFAULTS["keep_warm"]
+        and config.max_requests_per_second == _CONFIG_DEFAULTS["max_requests_per_second"]
+        and not config.header_count
+    )
+
+
+def _admin_seed(*, new_password: bool) -> str | None:
+    """The demo superuser; a password only when it is new (first run, or asked for).
+
+    Keeping the password keeps the admin's open sessions too: Django ends a user's
+    sessions when their password hash changes.
+    """
+    admin, created = get_user_model().objects.get_or_create(username=DEMO_ADMIN_USERNAME)
+    password = None
+    if created or new_password or not admin.has_usable_password():
+        password = secrets.token_urlsafe(12)
+        admin.set_password(password)
+    if created or password or not (admin.is_staff and admin.is_superuser and admin.is_active):
+        admin.is_staff = admin.is_superuser = admin.is_active = True
+        admin.save()
+    return password
 
 
 @transaction.atomic
-def demo_seed(*, base_url: str = DEFAULT_BASE_URL) -> DemoSeed:
-    """Create (or bring back to their demo state) the admin, tenants, customers and configs.
+def demo_seed(*, base_url: str = DEFAULT_BASE_URL, new_password: bool = False) -> DemoSeed:
+    """Create what the demo needs and is missing: the admin, tenants, customers, configs.
 
-    Idempotent: rows are matched by natural keys (username, tenant external id, customer
-    email, config key), so running it again changes nothing but the admin's password.
+    Idempotent and respectful of edits: rows are matched by natural keys (username,
+    tenant external id, customer email, config key) and existing ones are left as they
+    are, except a demo config nobody edited, which is pointed at `base_url` (the demo may
+    run on another port this time). The admin keeps their password unless `new_password`.
     """
-    password = secrets.token_urlsafe(12)
-    admin, _ = get_user_model().objects.get_or_create(username=DEMO_ADMIN_USERNAME)
-    admin.is_staff = admin.is_superuser = admin.is_active = True
-    admin.set_password(password)
-    admin.save()
-
+    password = _admin_seed(new_password=new_password)
     tenants = {
-        external_id: Tenant.objects.update_or_create(
-            external_id=external_id, defaults={"name": name}
-        )[0]
+        external_id: Tenant.objects.get_or_create(external_id=external_id, defaults={"name": name})[
+            0
+        ]
         for name, external_id in DEMO_TENANTS
     }
     customers = []
     for full_name, email, external_id, tenant_id in DEMO_CUSTOMERS:
-        fields = {
-            "full_name": full_name,
-            "external_id": external_id,
-            "tenant": tenants.get(tenant_id),
-        }
         # Emails are unique case-insensitively (see Customer.Meta).
-        customer, _ = Customer.objects.update_or_create(
-            email__iexact=email, defaults=fields, create_defaults={**fields, "email": email}
-        )
+        customer = Customer.objects.filter(email__iexact=email).first()
+        if customer is None:
+            customer = Customer.objects.create(
+                email=email,
+                full_name=full_name,
+                external_id=external_id,
+                tenant=tenants.get(tenant_id),
+            )
         customers.append(customer)
 
-    for position, key in enumerate(DEMO_CARD_KEYS, start=1):
-        CardConfig.objects.update_or_create(
-            key=key,
-            defaults={
-                "title": CARD_TITLES[key],
-                "api_url": base_url,
-                "is_enabled": True,
-                "order": position * 10,
-            },
+    existing = {
+        config.key: config
+        for config in CardConfig.objects.filter(key__in=DEMO_CARD_KEYS).annotate(
+            header_count=Count("headers")
         )
+    }
+    kept = []
+    for position, key in enumerate(DEMO_CARD_KEYS, start=1):
+        config = existing.get(key)
+        if config is None:
+            CardConfig.objects.create(
+                key=key,
+                title=CARD_TITLES[key],
+                api_url=base_url,
+                is_enabled=True,
+                order=position * 10,
+            )
+        elif not _as_seeded(config, position=position):
+            kept.append(key)
+        elif config.api_url != base_url:
+            config.api_url = base_url
+            config.save(update_fields=["api_url", "updated_at"])
     return DemoSeed(
         admin_password=password,
         first_customer=customers[0],
         tenants=len(tenants),
         customers=len(customers),
         configs=len(DEMO_CARD_KEYS),
+        kept_configs=tuple(kept),
     )
 
 
 class Command(BaseCommand):
     help = (
-        "Seed the demo: a superuser 'admin' with a fresh random password (printed once; "
-        "run again to reset it), three tenants, twelve customers and card configs for the "
-        "built-in example card API. Safe to run repeatedly."
+        "Seed the demo: a superuser 'admin' (its random password printed on the first run; "
+        "kept on later runs unless --new-password), three tenants, twelve customers and "
+        "card configs for the built-in example card API. Safe to run repeatedly: it adds "
+        "what is missing and never overwrites what an admin edited."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
+            "--port",
+            type=int,
+            default=DEFAULT_PORT,
+            help=f"Port the demo server runs on, for the printed URLs and the example card "
+            f"API's URL (default {DEFAULT_PORT}).",
+        )
+        parser.add_argument(
             "--base-url",
-            default=DEFAULT_BASE_URL,
-            help=f"URL of the example card API the configs point at (default {DEFAULT_BASE_URL}).",
+            default=None,
+            help="URL of the example card API the configs point at (default "
+            "http://127.0.0.1:PORT/examples/cards/).",
+        )
+        parser.add_argument(
+            "--new-password",
+            action="store_true",
+            help="Give the admin a new random password (this ends their open sessions).",
         )
 
-    def handle(self, *args, base_url: str, **options) -> None:
-        seed = demo_seed(base_url=base_url)
+    def handle(self, *args, port: int, base_url: str | None, new_password: bool, **options):
+        base_url = base_url or demo_base_url(port=port)
+        site = f"http://127.0.0.1:{port}"
+        seed = demo_seed(base_url=base_url, new_password=new_password)
         self.stdout.write(
             f"Seeded {seed.tenants} tenants, {seed.customers} customers and {seed.configs} "
             f"card configs pointing at {base_url}"
         )
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Demo admin: http://127.0.0.1:8000/admin/ user {DEMO_ADMIN_USERNAME} "
-                f"password {seed.admin_password}"
+        if seed.kept_configs:
+            self.stdout.write(
+                f"Left as an admin edited them: {', '.join(seed.kept_configs)} "
+                "(delete one to have it seeded again)."
             )
-        )
+        if seed.admin_password:
+            login = f"password {seed.admin_password}"
+        else:
+            login = "password unchanged (the one printed on the first run; --new-password, or "
+            login += "`make demo NEW_PASSWORD=1`, makes a new one)"
         self.stdout.write(
-            f"First customer: http://127.0.0.1:8000/customers/{seed.first_customer.pk}/"
+            self.style.SUCCESS(f"Demo admin: {site}/admin/ user {DEMO_ADMIN_USERNAME} {login}")
         )
+        self.stdout.write(f"First customer: {site}/customers/{seed.first_customer.pk}/")

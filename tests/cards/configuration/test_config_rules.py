@@ -357,3 +357,15 @@ def test_an_inline_header_row_left_unchanged_keeps_its_stored_value(admin_client
     assert response.status_code == 302, form_errors(response)
     header.refresh_from_db()
     assert header.value == "Bearer kept-secret-123"
+
+
+def test_the_url_help_says_whether_http_is_allowed_here(settings):
+    from cards.configuration.forms import CardConfigForm
+
+    settings.CARDS_ALLOW_HTTP = False
+    strict = CardConfigForm().fields["api_url"].help_text
+    settings.CARDS_ALLOW_HTTP = True
+    relaxed = CardConfigForm().fields["api_url"].help_text
+
+    assert "https:// only" in strict and "CARDS_ALLOW_HTTP" in strict
+    assert "http://" in relaxed and "CARDS_ALLOW_HTTP is on" in relaxed

@@ -49,8 +49,9 @@ def customer(db):
 
 @loads
 def test_the_poller_long_polls_until_the_load_the_page_started_is_stored(
-    agent_client, card_api, customer
+    agent_client, card_api, customer, settings
 ):
+    settings.CARDS_PAGE_RECHECK_SECONDS = 3600  # the next ask at the card's expiry
     plan = CardConfigFactory(key="plan", title="Plan", api_url=card_api.url)
     serve_versions(card_api, delay=0.3)
 
@@ -233,8 +234,9 @@ def test_a_fresh_card_answers_at_once_without_a_request(agent_client, card_api, 
 
 @loads
 def test_a_poller_with_nothing_due_answers_at_once_with_the_next_expiry(
-    agent_client, card_api, customer
+    agent_client, card_api, customer, settings
 ):
+    settings.CARDS_PAGE_RECHECK_SECONDS = 3600  # the next ask at the expiry, not before
     config = CardConfigFactory(key="plan", api_url=card_api.url)
     now = timezone.now()
     CardInstanceFactory(

@@ -250,7 +250,10 @@ def test_agents_see_a_short_reason_without_the_detail(agent_client, card_api, cu
 
 
 @loads
-def test_staff_also_see_the_error_kind_and_detail_escaped(staff_client, card_api, customer):
+def test_staff_also_see_the_error_kind_and_detail_escaped(
+    staff_client, card_api, customer, settings
+):
+    settings.CARDS_PAGE_RECHECK_SECONDS = 3600  # the next ask at the error's expiry
     CardConfigFactory(key="plan", api_url=card_api.url)
     fail_with_status(card_api, 404, '{"error": "<b>no such customer</b>"}')
 
