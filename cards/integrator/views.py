@@ -86,22 +86,35 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def preview_input(*, data: QueryDict, config: CardConfig | None) -> PreviewInput:
-    """Read url, key and headers from the posted change form, saved or not.
+def _may_edit(user: Any, config: CardConfig | None) -> bool:
+    """Whether the user may change what is previewed: the config, or a new one."""
+    return user.has_perm("cards.change_cardconfig" if config else "cards.add_cardconfig")
 
-    A blank header value of a saved header means "keep the stored one", as on save. A page
-    without inputs (a view-only user) previews the saved config as it is.
+
+def _saved_input(config: CardConfig) -> PreviewInput:
+    return PreviewInput(
+        url=config.api_url,
+        key=config.key,
+        title=config.title,
+        headers=[(h.name, h.value) for h in config.headers.all()],
+        default_ttl_seconds=config.default_ttl_seconds,
+    )
+
+
+def preview_input(*, data: QueryDict, config: CardConfig | None, user: Any) -> PreviewInput:
+    """Read url, key and headers from the posted change form, saved or not (SPEC §8).
+
+    A user who may not change the config previews the saved config as it is, whatever
+    was posted. For the others, a blank header value of a saved header means "keep the
+    stored one", as on save; a stored value is only sent to the config's saved URL, or
+    to another one by a user who may also reveal secrets (`cards.reveal_secrets`).
     """
+    if config is not None and ("api_url" not in data or not _may_edit(user, config)):
+        return _saved_input(config)
     if "api_url" not in data:
-        if config is None:
-            return PreviewInput(errors=["Nothing to preview: the form has no API URL."])
-        return PreviewInput(
-            url=config.api_url,
-            key=config.key,
-            title=config.title,
-            headers=[(h.name, h.value) for h in config.headers.all()],
-            default_ttl_seconds=config.default_ttl_seconds,
-        )
+        return PreviewInput(errors=["Nothing to preview: the form has no API URL."])
+    if not _may_edit(user, config):
+        return PreviewInput(errors=["Only users who may add card configs preview new ones."])
     found = PreviewInput(
         url=data.get("api_url", "").strip(),
         key=data.get("key", "").strip(),
@@ -111,6 +124,9 @@ def preview_input(*, data: QueryDict, config: CardConfig | None) -> PreviewInput
     found.errors += validation.api_url_errors(found.url)
     found.errors += validation.key_errors(found.key)
     stored = {h.pk: h.value for h in config.headers.all()} if config else {}
+    stored_allowed = config is not None and (
+        found.url == config.api_url.strip() or can_reveal_secrets(user)
+    )
     total = _int_or_none(data.get(f"{HEADERS_PREFIX}-TOTAL_FORMS")) or 0
     # More rows than a config may hold is refused below; reading a few past it is enough.
     for index in range(min(total, MAX_HEADERS + 5)):
@@ -119,8 +135,15 @@ def preview_input(*, data: QueryDict, config: CardConfig | None) -> PreviewInput
         value = data.get(prefix + "value", "")
         if data.get(prefix + "DELETE") or (not name and not value):
             continue
-        if not value:
-            value = stored.get(_int_or_none(data.get(prefix + "id")), "")
+        stored_id = _int_or_none(data.get(prefix + "id"))
+        if not value and stored_id in stored:
+            if not stored_allowed:
+                found.errors.append(
+                    f"{name}: its stored value is only sent to the saved API URL. Type the "
+                    "value to send it to another URL, or save the config first."
+                )
+                continue
+            value = stored[stored_id]
         found.errors += validation.header_name_errors(name)
         found.errors += [f"{name}: {m}" for m in validation.header_value_errors(value)]
         found.headers.append((name, value))
@@ -190,7 +213,7 @@ def card_preview(request: HttpRequest) -> HttpResponse:
         if config_id
         else None
     )
-    asked = preview_input(data=request.POST, config=config)
+    asked = preview_input(data=request.POST, config=config, user=request.user)
     form = CardPreviewForm(request.POST, user=request.user)
     if form.is_valid():
         customer = form.cleaned_data["customer"] or sample_customer()
