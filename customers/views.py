@@ -1,11 +1,11 @@
 """Agent pages: the customer directory and a customer's page with their cards (SPEC §1)."""
 
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
+from cards.live.access import agent_required
 from cards.live.views import cards_panel
 from customers.selectors import customer_get, customer_search
 from customers.viewing import customer_mark_viewed
@@ -13,7 +13,7 @@ from customers.viewing import customer_mark_viewed
 CUSTOMERS_PER_PAGE = 25
 
 
-@login_required
+@agent_required
 @require_safe
 def customer_directory(request: HttpRequest) -> HttpResponse:
     """Find a customer by email, name, external id or tenant (`?q=`), 25 a page."""
@@ -27,7 +27,7 @@ def customer_directory(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@agent_required
 @require_safe
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The customer's details and cards: cached ones at once, the others as they load."""

@@ -115,3 +115,16 @@ def test_its_configs_get_at_least_six_rich_cards_from_the_example_api(live_serve
         rich += bool(card["components"])
 
     assert rich >= 6
+
+
+def test_it_prints_a_working_non_staff_agent_login():
+    output = seed()
+
+    match = re.search(
+        r"Demo agent: http://127\.0\.0\.1:8000/customers/ user agent password (\S+)", output
+    )
+    assert match, output
+    agent = authenticate(username="agent", password=match.group(1))
+    assert agent is not None and not agent.is_staff and not agent.is_superuser
+    assert agent.has_perm("cards.use_agent_pages")
+    assert list(agent.groups.values_list("name", flat=True)) == ["Agents"]

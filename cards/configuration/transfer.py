@@ -331,4 +331,30 @@ def card_secrets_rotate() -> int:
                 value=Value(new_token, output_field=TextField())
             )
             rotated += 1
+        rotated += _signing_secrets_rotate()
+    return rotated
+
+
+def _signing_secrets_rotate() -> int:
+    """`card_secrets_rotate` for the configs' own signing secrets (same rules)."""
+    rotated = 0
+    for name in ("signing_secret", "signing_secret_previous"):
+        tokens = (
+            CardConfig.objects.select_for_update()
+            .filter(**{f"{name}__isnull": False})
+            .annotate(token=Cast(name, output_field=TextField()))
+            .values_list("pk", "token")
+        )
+        for pk, token in tokens:
+            try:
+                new_token = crypto.rotate(token)
+            except InvalidToken as exc:
+                raise ValueError(
+                    f"The signing secret of card config #{pk} cannot be decrypted with any "
+                    "key in CARDS_ENCRYPTION_KEYS; nothing was rotated."
+                ) from exc
+            CardConfig.objects.filter(pk=pk).update(
+                **{name: Value(new_token, output_field=TextField())}
+            )
+            rotated += 1
     return rotated

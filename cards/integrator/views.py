@@ -76,6 +76,7 @@ class PreviewInput:
     title: str = ""
     headers: list[tuple[str, str]] = field(default_factory=list)
     default_ttl_seconds: int | None = None
+    signing_secrets: tuple[str, ...] = ()  # the config's own (only where its headers may go)
     errors: list[str] = field(default_factory=list)
 
 
@@ -98,6 +99,7 @@ def _saved_input(config: CardConfig) -> PreviewInput:
         title=config.title,
         headers=[(h.name, h.value) for h in config.headers.all()],
         default_ttl_seconds=config.default_ttl_seconds,
+        signing_secrets=config.signing_secrets,
     )
 
 
@@ -107,7 +109,8 @@ def preview_input(*, data: QueryDict, config: CardConfig | None, user: Any) -> P
     A user who may not change the config previews the saved config as it is, whatever
     was posted. For the others, a blank header value of a saved header means "keep the
     stored one", as on save; a stored value is only sent to the config's saved URL, or
-    to another one by a user who may also reveal secrets (`cards.reveal_secrets`).
+    to another one by a user who may also reveal secrets (`cards.reveal_secrets`). The
+    config's own signing secrets follow the same rule; elsewhere the fallback signs.
     """
     if config is not None and ("api_url" not in data or not _may_edit(user, config)):
         return _saved_input(config)
@@ -127,6 +130,8 @@ def preview_input(*, data: QueryDict, config: CardConfig | None, user: Any) -> P
     stored_allowed = config is not None and (
         found.url == config.api_url.strip() or can_reveal_secrets(user)
     )
+    if stored_allowed:
+        found.signing_secrets = config.signing_secrets
     total = _int_or_none(data.get(f"{HEADERS_PREFIX}-TOTAL_FORMS")) or 0
     # More rows than a config may hold is refused below; reading a few past it is enough.
     for index in range(min(total, MAX_HEADERS + 5)):
@@ -222,7 +227,13 @@ def card_preview(request: HttpRequest) -> HttpResponse:
     if asked.errors:
         return render(request, "admin/cards/cardconfig/_preview.html", {"errors": asked.errors})
 
-    trial = card_api_try(url=asked.url, headers=asked.headers, keys=[asked.key], customer=customer)
+    trial = card_api_try(
+        url=asked.url,
+        headers=asked.headers,
+        keys=[asked.key],
+        customer=customer,
+        signing_secrets=asked.signing_secrets,
+    )
     exchange, outcome = trial.exchange, trial.outcomes[asked.key]
     reveal = can_reveal_secrets(request.user)
     secret_names = {name.strip().lower() for name, _ in asked.headers}
@@ -245,6 +256,8 @@ def card_preview(request: HttpRequest) -> HttpResponse:
         "signature": exchange.request_headers.get(settings.CARDS_SIGNATURE_HEADER),
         "signature_header": settings.CARDS_SIGNATURE_HEADER,
         "signature_mode": settings.CARDS_SIGNATURE_MODE,
+        "signed_with": trial.signed_with,
+        "signed_with_own": bool(asked.signing_secrets),
         "response_headers": _shown_headers(
             exchange.response_headers, secret_names=set(), reveal=True
         ),

@@ -268,7 +268,9 @@ def _fetch_batch(
         if before_request is not None:
             before_request(batch)
         # Headers are rebuilt per attempt so a timestamped signature is fresh.
-        headers = build_request_headers(configured=batch.headers, body=body)
+        headers = build_request_headers(
+            configured=batch.headers, body=body, secrets=batch.signing_secrets
+        )
         exchange = post_cards(url=batch.url, headers=headers, body=body)
         exchanges.append(exchange)
         if attempt == 1 and exchange_is_retriable(exchange):
@@ -381,6 +383,7 @@ def _record_requests(
                     duration_ms=exchange.duration_ms,
                     response_bytes=len(exchange.response_body),
                     attempt=attempt,
+                    signed_with=batch.signed_with,
                 )
             )
     # One INSERT for every request of the load.

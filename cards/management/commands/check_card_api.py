@@ -3,13 +3,15 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from cards.integrator.preview import Trial, card_api_try, card_response_judge, sample_customer
+from cards.models import CardConfig
 
 
 class Command(BaseCommand):
     help = (
         "Check a card API as an integrator: --url URL [--header 'Name: value']... --key K... "
         "[--email E] [--external-id X] sends a real signed request; --file PATH --key K... "
-        "validates a saved response body instead. Reports, per key, valid or every error "
+        "validates a saved response body instead; --config KEY sends to that saved config's "
+        "URL with its headers and signing secrets. Reports, per key, valid or every error "
         "with its JSON path, plus status, timing and size. Exits 1 unless every key is valid."
     )
 
@@ -17,14 +19,30 @@ class Command(BaseCommand):
         source = parser.add_mutually_exclusive_group(required=True)
         source.add_argument("--url")
         source.add_argument("--file", type=Path)
-        parser.add_argument("--key", action="append", required=True, metavar="KEY")
+        source.add_argument("--config", metavar="CONFIG_KEY")
+        parser.add_argument("--key", action="append", default=[], metavar="KEY")
         parser.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'")
         parser.add_argument("--email", default="alex@example.com")
         parser.add_argument("--external-id", default=None)
 
     def handle(self, *args, **options):
         keys = options["key"]
-        if options["file"]:
+        if options["config"]:
+            config = CardConfig.objects.filter(key=options["config"]).first()
+            if config is None:
+                raise CommandError(f'No card config with key "{options["config"]}".')
+            trial = card_api_try(
+                url=config.api_url,
+                headers=[(h.name, h.value) for h in config.headers.all()],
+                keys=keys or [config.key],
+                customer=sample_customer(
+                    email=options["email"], external_id=options["external_id"]
+                ),
+                signing_secrets=config.signing_secrets,
+            )
+        elif not keys:
+            raise CommandError("Give at least one --key.")
+        elif options["file"]:
             try:
                 body = options["file"].read_bytes()
             except OSError as exc:
@@ -55,7 +73,8 @@ class Command(BaseCommand):
         if exchange.url:
             self.stdout.write(
                 f"POST {exchange.url} -> status {exchange.status_code or '-'}, "
-                f"{exchange.duration_ms} ms, {len(exchange.response_body)} bytes"
+                f"{exchange.duration_ms} ms, {len(exchange.response_body)} bytes, "
+                f"signed with: {trial.signed_with}"
             )
         else:
             self.stdout.write(f"File: {len(exchange.response_body)} bytes")

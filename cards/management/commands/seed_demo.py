@@ -2,6 +2,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
@@ -11,6 +12,8 @@ from customers.models import Customer, Tenant
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/examples/cards/"
 DEMO_ADMIN_USERNAME = "admin"
+DEMO_AGENT_USERNAME = "agent"
+AGENTS_GROUP = "Agents"
 
 DEMO_TENANTS = (
     ("Acme Corporation", "acme"),
@@ -50,6 +53,7 @@ DEMO_CARD_KEYS = (
 @dataclass(frozen=True)
 class DemoSeed:
     admin_password: str
+    agent_password: str
     first_customer: Customer
     tenants: int
     customers: int
@@ -68,6 +72,7 @@ def demo_seed(*, base_url: str = DEFAULT_BASE_URL) -> DemoSeed:
     admin.is_staff = admin.is_superuser = admin.is_active = True
     admin.set_password(password)
     admin.save()
+    agent_password = _demo_agent_seed()
 
     tenants = {
         external_id: Tenant.objects.update_or_create(
@@ -100,6 +105,7 @@ def demo_seed(*, base_url: str = DEFAULT_BASE_URL) -> DemoSeed:
         )
     return DemoSeed(
         admin_password=password,
+        agent_password=agent_password,
         first_customer=customers[0],
         tenants=len(tenants),
         customers=len(customers),
@@ -107,11 +113,28 @@ def demo_seed(*, base_url: str = DEFAULT_BASE_URL) -> DemoSeed:
     )
 
 
+def _demo_agent_seed() -> str:
+    """The "Agents" group with the agent permission, and a non-staff agent in it."""
+    group, _ = Group.objects.get_or_create(name=AGENTS_GROUP)
+    group.permissions.add(
+        Permission.objects.get(content_type__app_label="cards", codename="use_agent_pages")
+    )
+    password = secrets.token_urlsafe(12)
+    agent, _ = get_user_model().objects.get_or_create(username=DEMO_AGENT_USERNAME)
+    agent.is_staff = agent.is_superuser = False
+    agent.is_active = True
+    agent.set_password(password)
+    agent.save()
+    agent.groups.add(group)
+    return password
+
+
 class Command(BaseCommand):
     help = (
-        "Seed the demo: a superuser 'admin' with a fresh random password (printed once; "
-        "run again to reset it), three tenants, twelve customers and card configs for the "
-        "built-in example card API. Safe to run repeatedly."
+        "Seed the demo: a superuser 'admin' and a non-staff agent 'agent' (in the 'Agents' "
+        "group) with fresh random passwords (printed once; run again to reset them), three "
+        "tenants, twelve customers and card configs for the built-in example card API. Safe "
+        "to run repeatedly."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -131,6 +154,12 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"Demo admin: http://127.0.0.1:8000/admin/ user {DEMO_ADMIN_USERNAME} "
                 f"password {seed.admin_password}"
+            )
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo agent: http://127.0.0.1:8000/customers/ user {DEMO_AGENT_USERNAME} "
+                f"password {seed.agent_password} (not staff; in the {AGENTS_GROUP} group)"
             )
         )
         self.stdout.write(

@@ -146,3 +146,60 @@ def test_a_header_id_of_another_config_sends_nothing_stored(card_api, attacker):
     )
 
     assert all("Authorization" not in request.headers for request, _ in attacker.log)
+
+
+# --- Which secret signed (finding 4) ------------------------------------------------------
+
+
+def test_the_preview_names_the_own_signing_secret_by_fingerprint_only(card_api):
+    from cards.configuration.signing import card_signing_secret_rotate
+    from cards.protocol.signing import secret_fingerprint
+
+    config, header = stored_config(card_api)
+    secret = card_signing_secret_rotate(configs=[config])
+
+    response = staff("view_cardconfig", "change_cardconfig", "reveal_secrets").post(
+        PREVIEW_URL, attack_form(url=card_api.url, config=config, header=header)
+    )
+
+    page = response.content.decode()
+    assert f"Signed with <code>{secret_fingerprint(secret)}</code>" in page
+    assert "this card API's own secret" in page
+    assert secret not in page
+
+
+def test_a_changed_url_is_not_signed_with_the_configs_own_secret(card_api, attacker, settings):
+    from cards.configuration.signing import card_signing_secret_rotate
+
+    settings.CARDS_SIGNING_SECRETS = []
+    config, header = stored_config(card_api)
+    card_signing_secret_rotate(configs=[config])
+    form = attack_form(url=attacker.url_for("/steal"), config=config, header=header)
+    form["headers-0-value"] = "Bearer typed"
+
+    response = staff("view_cardconfig", "change_cardconfig").post(PREVIEW_URL, form)
+
+    assert not any("signature" in name.lower() for name, _ in attacker.log[0][0].headers)
+    assert "Unsigned." in response.content.decode()
+
+
+def test_check_card_api_says_which_secret_signed(card_api, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from cards.configuration.signing import card_signing_secret_rotate
+    from cards.protocol.signing import secret_fingerprint
+
+    config, _ = stored_config(card_api)
+    settings.CARDS_SIGNING_SECRETS = []
+    out = StringIO()
+    call_command("check_card_api", "--url", card_api.url, "--key", "billing", stdout=out)
+    assert "signed with: unsigned" in out.getvalue()
+
+    secret = card_signing_secret_rotate(configs=[config])
+    out = StringIO()
+    call_command("check_card_api", "--config", "billing", stdout=out)
+    assert f"signed with: {secret_fingerprint(secret)}" in out.getvalue()
+    assert card_api.headers[-1]["Authorization"] == SECRET
+    assert secret not in out.getvalue()
