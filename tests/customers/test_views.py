@@ -406,11 +406,11 @@ def test_agent_pages_send_a_content_security_policy(agent_client):
     assert "script-src 'self';" in CONTENT_SECURITY_POLICY
 
 
-def test_admin_keeps_its_own_behaviour_without_our_policy(admin_client_logged_in):
+def test_admin_pages_send_the_same_policy(admin_client_logged_in):
     response = admin_client_logged_in.get(reverse("admin:index"))
 
     assert response.status_code == 200
-    assert "Content-Security-Policy" not in response
+    assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
 
 
 def test_agent_pages_have_no_inline_script_or_style(agent_client):
