@@ -8,4 +8,4 @@ class CardsConfig(AppConfig):
     def ready(self) -> None:
         # Registers the Celery tasks: the in-process pool (cards.background.dispatch) runs
         # them by name, and without a worker nothing else imports this module.
-        from cards import tasks  # noqa: F401
+        from cards import checks, tasks  # noqa: F401
