@@ -1,7 +1,7 @@
 """Agent pages: the customer directory and a customer's page with their cards (SPEC §1)."""
 
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
@@ -18,6 +18,8 @@ CUSTOMERS_PER_PAGE = 25
 def customer_directory(request: HttpRequest) -> HttpResponse:
     """Find a customer by email, name, external id or tenant (`?q=`), 25 a page."""
     query = request.GET.get("q", "").strip()
+    if "\x00" in query:  # no stored text holds one, and PostgreSQL refuses it in a query
+        return HttpResponseBadRequest("The search cannot contain a NUL character.")
     paginator = Paginator(customer_search(query=query), CUSTOMERS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     return render(
