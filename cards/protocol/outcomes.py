@@ -93,7 +93,7 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-def _depth_over(value: Any, limit: int) -> bool:
+def json_depth_over(value: Any, limit: int) -> bool:
     """Whether `value` nests arrays and objects more than `limit` deep (iterative)."""
     stack = [(value, 1)]
     while stack:
@@ -106,7 +106,7 @@ def _depth_over(value: Any, limit: int) -> bool:
     return False
 
 
-def _nul_path(value: Any, path: str) -> str | None:
+def json_nul_path(value: Any, path: str) -> str | None:
     """The JSON path of the first string (or object key) holding a NUL, if any."""
     stack = [(value, path)]
     while stack:
@@ -180,7 +180,7 @@ def _outcomes_for(exchange: Exchange, keys: list[str]) -> dict[str, CardOutcome]
             },
         )
     else:
-        too_deep = _depth_over(body, MAX_JSON_DEPTH)
+        too_deep = json_depth_over(body, MAX_JSON_DEPTH)
     if too_deep:
         return _fail_all(
             keys,
@@ -237,7 +237,7 @@ def _card_outcome(
         )
     index, entry = found
     path = f"cards[{index}]"
-    if may_hold_nul and (where := _nul_path(entry, path)):
+    if may_hold_nul and (where := json_nul_path(entry, path)):
         return CardOutcome(
             key=key,
             error_kind=ErrorKind.RESPONSE_BODY,

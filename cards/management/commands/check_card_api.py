@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from cards.integrator.preview import Trial, card_api_try, card_response_judge, sample_customer
 from cards.models import CardConfig
+from cards.protocol.http.guard import url_refusal
 
 
 class Command(BaseCommand):
@@ -49,6 +50,8 @@ class Command(BaseCommand):
                 raise CommandError(f"Cannot read {options['file']}: {exc}") from exc
             trial = card_response_judge(body=body, keys=keys)
         else:
+            if reason := url_refusal(options["url"].strip()):
+                raise CommandError(f"--url: {reason}")
             trial = card_api_try(
                 url=options["url"],
                 headers=[self._header(raw) for raw in options["header"]],

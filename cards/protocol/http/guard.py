@@ -150,6 +150,25 @@ def url_refusal(url: str) -> str | None:
         return f"not a valid card API URL: it must start with https:// (got {url!r})"
     if not parsed.host:
         return f"not a valid URL: it has no host (got {url!r})"
+    return _host_refusal(parsed.host)
+
+
+def _host_refusal(host: str) -> str | None:
+    """Why a host name cannot be looked up (DNS limits, IDNA), before any resolution."""
+    if host.startswith("["):
+        return None  # an IPv6 literal, parsed already
+    labels = host.rstrip(".").split(".")
+    if long := next((label for label in labels if len(label) > 63), None):
+        return (
+            f"not a valid URL: the host name part {long[:20]}… is {len(long)} characters "
+            "long; the limit is 63"
+        )
+    if len(host) > 253:
+        return f"not a valid URL: the host name is {len(host)} characters long; the limit is 253"
+    try:
+        host.encode("idna")
+    except UnicodeError as exc:
+        return f"not a valid URL: the host name {host!r} cannot be looked up ({exc})"
     return None
 
 
