@@ -284,5 +284,19 @@ def playground_check(request: HttpRequest) -> JsonResponse:
     """Check the posted document (the raw request body, UTF-8); see `playground_result`."""
     if not _is_staff(request.user):
         return JsonResponse({"error": "Staff only."}, status=403)
+    limit = settings.CARDS_MAX_RESPONSE_BYTES
+    declared = _int_or_none(request.META.get("CONTENT_LENGTH")) or 0
+    if declared > limit:  # refused before reading: the check's work grows with the input
+        message = f"the document is {declared} bytes; a response may have at most {limit}"
+        return JsonResponse(
+            {
+                "kind": "too_big",
+                "valid": False,
+                "summary": "Too big",
+                "notes": [],
+                "html": "",
+                "problems": [{"path": "", "message": message, "line": 1}],
+            },
+        )  # 200: the page shows the answer like any other check
     text = request.body.decode("utf-8", errors="replace")
     return JsonResponse(playground_result(text))
