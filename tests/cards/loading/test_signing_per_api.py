@@ -213,3 +213,15 @@ def test_rotating_the_encryption_key_reencrypts_signing_secrets(settings):
     settings.CARDS_ENCRYPTION_KEYS = settings.CARDS_ENCRYPTION_KEYS[:1]
 
     assert CardConfig.objects.get(pk=config.pk).signing_secret == secret
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_example_api_accepts_a_configs_own_secret(live_server, settings):
+    settings.CARDS_EXAMPLE_API_ENABLED = True
+    config = CardConfigFactory(key="subscription", api_url=f"{live_server.url}/examples/cards/")
+    card_signing_secret_rotate(configs=[config])
+    customer = CustomerFactory()
+
+    load(customer)
+
+    assert state(customer, "subscription") == (State.LOADED, None)
