@@ -19,6 +19,7 @@ from django.contrib.auth import get_permission_codename
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.db.models import Count, F, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
 from cards.background.dispatch import DispatchUnavailable
@@ -36,6 +37,13 @@ from cards.configuration.health import (
     config_latency,
     config_latest_errors,
     health_since,
+)
+from cards.configuration.signing import (
+    SigningSecretRefused,
+    card_signing_secret_remove,
+    card_signing_secret_retire,
+    card_signing_secret_rotate,
+    signing_summary,
 )
 from cards.crypto import can_reveal_secrets, mask
 from cards.loading.invalidation import config_change_invalidate, config_request
@@ -130,11 +138,17 @@ class CardConfigAdmin(admin.ModelAdmin):
         "headers_masked",
     ]
     list_display_links = ["title", "key"]
-    list_filter = ["is_enabled", "keep_warm"]
+    list_filter = ["is_enabled", "keep_warm", "groups"]
+    autocomplete_fields = ["groups"]
     search_fields = ["title", "key", "api_url"]
     ordering = ["order", "id"]
-    readonly_fields = ["created_at", "updated_at"]
-    actions = ["reload_everywhere_watched"]
+    readonly_fields = ["created_at", "updated_at", "signing"]
+    actions = [
+        "reload_everywhere_watched",
+        "signing_secret_rotate",
+        "signing_secret_retire",
+        "signing_secret_remove",
+    ]
     fieldsets = [
         (
             None,
@@ -157,8 +171,65 @@ class CardConfigAdmin(admin.ModelAdmin):
                 "fields": ["keep_warm", "max_requests_per_second"],
             },
         ),
+        (
+            "Who sees it",
+            {
+                "description": "Agents are users with the “Can use the agent pages” "
+                "permission (the “Agents” group). See docs/agents-and-permissions.md.",
+                "fields": ["groups"],
+            },
+        ),
+        (
+            "Request signing",
+            {
+                "description": "Generate, rotate and retire this API's own signing secret "
+                "with the actions of the card config list.",
+                "fields": ["signing"],
+            },
+        ),
         ("History", {"classes": ["collapse"], "fields": ["created_at", "updated_at"]}),
     ]
+
+    @admin.display(description="signing secrets")
+    def signing(self, config: CardConfig) -> str:
+        return signing_summary(config)
+
+    @admin.action(
+        description="Generate a new signing secret (the current one is kept until retired)",
+        permissions=["change"],
+    )
+    def signing_secret_rotate(self, request: HttpRequest, queryset: QuerySet[CardConfig]):
+        configs = list(queryset.order_by("order", "id"))
+        try:
+            secret = card_signing_secret_rotate(configs=configs)
+        except SigningSecretRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        # Answered as a page of its own, never as a message: messages may be stored in a
+        # cookie or the session, and the secret must be shown once and kept nowhere else.
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New signing secret",
+            "opts": self.model._meta,
+            "secret": secret,
+            "configs": configs,
+        }
+        response = TemplateResponse(request, "admin/cards/cardconfig/signing_secret.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Retire the old signing secret", permissions=["change"])
+    def signing_secret_retire(self, request: HttpRequest, queryset: QuerySet[CardConfig]):
+        retired = card_signing_secret_retire(configs=queryset)
+        self.message_user(request, f"Old signing secret retired for {retired} card config(s).")
+
+    @admin.action(
+        description="Remove the own signing secrets (sign with CARDS_SIGNING_SECRETS)",
+        permissions=["change"],
+    )
+    def signing_secret_remove(self, request: HttpRequest, queryset: QuerySet[CardConfig]):
+        removed = card_signing_secret_remove(configs=queryset)
+        self.message_user(request, f"Own signing secrets removed from {removed} card config(s).")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CardConfig]:
         # Everything the changelist columns read, so a page costs a constant number of
@@ -426,6 +497,7 @@ class CardRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "duration_ms",
         "response_bytes",
         "attempt",
+        "signed_with",
         "customer",
     ]
     list_filter = ["error_kind", "created_at", "attempt", "config"]
@@ -434,7 +506,18 @@ class CardRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     fieldsets = [
         (None, {"fields": ["created_at", "config", "customer", "batch_id", "keys", "attempt"]}),
-        ("Outcome", {"fields": ["status_code", "error_kind", "duration_ms", "response_bytes"]}),
+        (
+            "Outcome",
+            {
+                "fields": [
+                    "status_code",
+                    "error_kind",
+                    "duration_ms",
+                    "response_bytes",
+                    "signed_with",
+                ]
+            },
+        ),
         ("Error detail", {"fields": ["error_detail_pretty"]}),
     ]
     readonly_fields = [
@@ -448,6 +531,7 @@ class CardRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "error_kind",
         "duration_ms",
         "response_bytes",
+        "signed_with",
         "error_detail_pretty",
     ]
 

@@ -6,6 +6,6 @@ class CardsConfig(AppConfig):
     verbose_name = "Cards"
 
     def ready(self) -> None:
-        # Registers the Celery tasks in every process, not only in workers (where Celery's
-        # autodiscovery imports them): the in-process transport runs them by name.
-        from cards import tasks  # noqa: F401
+        # Registers the Celery tasks: the in-process pool (cards.background.dispatch) runs
+        # them by name, and without a worker nothing else imports this module.
+        from cards import checks, tasks  # noqa: F401

@@ -48,10 +48,11 @@ def rotate(token: str) -> str:
 
 
 def mask(value: str) -> str:
-    """A masked form that hints at the value without revealing it."""
-    if len(value) <= 8:
+    """A masked form that hints at the value without revealing it: at most its last four
+    characters, and only of a value long enough (16+) that four give little away."""
+    if len(value) < 16:
         return MASK
-    return f"{value[:2]}{MASK}{value[-2:]}"
+    return f"{MASK}{value[-4:]}"
 
 
 class EncryptedTextField(models.TextField):

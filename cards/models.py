@@ -73,12 +73,33 @@ class CardConfig(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(10_000)],
         help_text="Ceiling on keep-warm requests per second to this card's API.",
     )
+    # This card API's own signing secrets (SPEC §3, §8), generated in admin
+    # (cards.configuration.signing): the current one, and the one it replaced while the
+    # API switches over. Without them, CARDS_SIGNING_SECRETS signs.
+    signing_secret = EncryptedTextField(
+        null=True, blank=True, editable=False, help_text="Encrypted at rest; shown once."
+    )
+    signing_secret_previous = EncryptedTextField(
+        null=True, blank=True, editable=False, help_text="Still sent until retired."
+    )
+    signing_secret_set_at = models.DateTimeField(null=True, blank=True, editable=False)
+    groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="card_configs",
+        verbose_name="shown to groups",
+        help_text="Only agents in one of these groups see this card; leave empty for every "
+        "agent (users with the “Can use the agent pages” permission).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["order", "id"]
-        permissions = [("reveal_secrets", "Can see card API header values in full")]
+        permissions = [
+            ("reveal_secrets", "Can see card API header values in full"),
+            ("use_agent_pages", "Can use the agent pages (customers and their cards)"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(
@@ -94,6 +115,11 @@ class CardConfig(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.key})"
+
+    @property
+    def signing_secrets(self) -> tuple[str, ...]:
+        """The config's own signing secrets, current first; empty: the fallback signs."""
+        return tuple(s for s in (self.signing_secret, self.signing_secret_previous) if s)
 
 
 class CardConfigHeader(models.Model):
@@ -214,6 +240,11 @@ class CardRequest(models.Model):
     duration_ms = models.PositiveIntegerField(default=0)
     response_bytes = models.PositiveIntegerField(default=0)
     attempt = models.PositiveSmallIntegerField(default=1)
+    signed_with = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="Fingerprints of the secrets that signed the request, or unsigned.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

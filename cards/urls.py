@@ -3,6 +3,7 @@ from django.urls import path
 from cards.integrator import views as integrator_views
 from cards.integrator.example_api import example_cards_view
 from cards.live import views
+from config import converters  # noqa: F401 (registers <id:...>)
 
 app_name = "cards"
 urlpatterns = [
@@ -11,11 +12,11 @@ urlpatterns = [
     path("examples/cards/", example_cards_view, name="example-api"),
     # Agent card views (SPEC §7). Reload-all comes first: it also answers GET for a card
     # whose key is "reload".
-    path("customers/<int:pk>/cards/reload/", views.cards_reload_all, name="cards-reload"),
+    path("customers/<id:pk>/cards/reload/", views.cards_reload_all, name="cards-reload"),
     # The page's one long-poll for its cards (outside cards/<key>/: any key is valid there).
-    path("customers/<int:pk>/card-updates/", views.card_updates, name="updates"),
-    path("customers/<int:pk>/cards/<str:key>/", views.card_fragment, name="card"),
-    path("customers/<int:pk>/cards/<str:key>/reload/", views.card_reload, name="card-reload"),
+    path("customers/<id:pk>/card-updates/", views.card_updates, name="updates"),
+    path("customers/<id:pk>/cards/<cardkey:key>/", views.card_fragment, name="card"),
+    path("customers/<id:pk>/cards/<cardkey:key>/reload/", views.card_reload, name="card-reload"),
     # Integrator tools: the public JSON Schema, the staff playground and config preview.
     path(
         "schema/card-response.json",

@@ -1,9 +1,14 @@
-"""A Content-Security-Policy for agent pages (SPEC §8): no inline script or style."""
+"""A Content-Security-Policy for every page, admin included (SPEC §8): scripts and styles
+only from our own origin, never inline, nothing remote, no plugins, no framing.
+
+Django's admin (5.2) has no inline script or style of its own, and ours add none, so the
+admin gets the same policy: the preview puts card API content into admin pages, and a
+policy is the second line behind escaping (tests/browser/test_admin_csp.py checks the
+pages in Chromium, which reports every violation)."""
 
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -20,24 +25,13 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 
 class ContentSecurityPolicyMiddleware:
-    """Sends `CONTENT_SECURITY_POLICY` with every response outside the admin.
-
-    Django's admin uses inline scripts and styles of its own, so it keeps its behaviour;
-    a response that already carries a policy keeps it.
-    """
+    """Sends `CONTENT_SECURITY_POLICY` with every response; one that already carries a
+    policy keeps it."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
-        self._admin_prefix: str | None = None
-
-    def _is_admin(self, request: HttpRequest) -> bool:
-        if self._admin_prefix is None:
-            # Resolved on first use: URLconf is not ready when middleware is built.
-            self._admin_prefix = reverse("admin:index")
-        return request.path.startswith(self._admin_prefix)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not self._is_admin(request):
-            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response

@@ -77,6 +77,9 @@ def _parse_row(number: int, raw: Any) -> _Row:
             continue
         # Empty cells and nulls both mean "no value"; surrounding spaces are never meant.
         value = (value or "").strip() or None
+        if value is not None and "\x00" in value:  # no database column stores one
+            row.errors.append(f"{name}: holds a NUL character, which cannot be stored")
+            continue
         if value is not None and len(value) > max_length:
             row.errors.append(
                 f"{name}: is at most {max_length} characters (this one has {len(value)})"

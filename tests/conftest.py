@@ -6,7 +6,7 @@ import shutil
 import pytest
 from django.conf import settings
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, agent_user
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
@@ -42,7 +42,8 @@ def chromium_path() -> str:
 
 @pytest.fixture
 def agent(db):
-    return UserFactory(username="agent")
+    """A non-staff user in the "Agents" group (the agent permission)."""
+    return agent_user("agent")
 
 
 @pytest.fixture

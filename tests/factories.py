@@ -1,5 +1,6 @@
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
 from cards.models import CardConfig, CardConfigHeader, CardInstance
@@ -14,6 +15,22 @@ class UserFactory(factory.django.DjangoModelFactory):
     username = factory.Sequence(lambda n: f"agent{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@support.example")
     password = factory.django.Password("pass-for-tests")
+
+
+def agents_group(name: str = "Agents") -> Group:
+    """A group holding the agent permission (`cards.use_agent_pages`)."""
+    group, _ = Group.objects.get_or_create(name=name)
+    group.permissions.add(
+        Permission.objects.get(content_type__app_label="cards", codename="use_agent_pages")
+    )
+    return group
+
+
+def agent_user(username: str = "agent", *groups: str):
+    """A non-staff agent: in "Agents", and in each of `groups` (created as needed)."""
+    user = UserFactory(username=username)
+    user.groups.add(agents_group(), *(Group.objects.get_or_create(name=g)[0] for g in groups))
+    return user
 
 
 class TenantFactory(factory.django.DjangoModelFactory):

@@ -187,22 +187,14 @@ def test_its_configs_get_at_least_six_rich_cards_from_the_example_api(live_serve
     assert rich >= 6
 
 
-def test_a_web_process_knows_the_load_task_without_a_worker():
-    """The demo loads cards on the in-process pool, which runs `cards.cards_load` by name:
-    a fresh process (no test having imported cards.tasks) must have it registered."""
-    import os
-    import subprocess
-    import sys
+def test_it_prints_a_working_non_staff_agent_login():
+    output = seed()
 
-    code = (
-        "import django; django.setup(); from celery import current_app; "
-        "print('cards.cards_load' in current_app.tasks)"
+    match = re.search(
+        r"Demo agent: http://127\.0\.0\.1:8000/customers/ user agent password (\S+)", output
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
-    )
-    assert result.stdout.strip() == "True", result.stderr
+    assert match, output
+    agent = authenticate(username="agent", password=match.group(1))
+    assert agent is not None and not agent.is_staff and not agent.is_superuser
+    assert agent.has_perm("cards.use_agent_pages")
+    assert list(agent.groups.values_list("name", flat=True)) == ["Agents"]

@@ -42,6 +42,28 @@ def test_production_starts_with_a_secret_key():
     assert result.returncode == 0, result.stderr
 
 
+def test_production_refuses_a_secret_key_under_50_characters():
+    result = run_check(
+        "config.settings.production",
+        DJANGO_SECRET_KEY="x7#Kp2-short-but-random-looking-key-49-chars-long"[:49],
+        DJANGO_ALLOWED_HOSTS="cards.example.com",
+    )
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is too weak for production (49 characters" in result.stderr
+
+
+def test_production_refuses_a_long_key_of_few_characters():
+    result = run_check(
+        "config.settings.production",
+        DJANGO_SECRET_KEY="ab" * 40,
+        DJANGO_ALLOWED_HOSTS="cards.example.com",
+    )
+
+    assert result.returncode != 0
+    assert "2 different" in result.stderr
+
+
 def test_a_malformed_boolean_fails_loudly():
     result = run_check("config.settings.base", DJANGO_DEBUG="maybe")
 

@@ -39,6 +39,7 @@ def cards_enqueue_stale(
     if not due:
         return []
     prefetch_related_objects(due, "headers")  # batching compares headers: one query
+    _signing_secrets_read(due)  # and signing secrets, which pages do not read
     token, claimed = cards_claim(customer=customer, configs=due, force=force)
     claimed_configs = [instance.config for instance in claimed]
     try:
@@ -51,6 +52,18 @@ def cards_enqueue_stale(
         cards_claim_release(customer=customer, token=token)
         raise
     return claimed_configs
+
+
+def _signing_secrets_read(configs: Sequence[CardConfig]) -> None:
+    """Give configs read without their signing secrets those secrets, in one query."""
+    names = ("signing_secret", "signing_secret_previous")
+    missing = [c for c in configs if any(n in c.get_deferred_fields() for n in names)]
+    if not missing:
+        return
+    rows = CardConfig.objects.filter(pk__in=[c.pk for c in missing]).values_list("pk", *names)
+    secrets = {pk: values for pk, *values in rows}
+    for config in missing:
+        config.signing_secret, config.signing_secret_previous = secrets.get(config.pk, (None, None))
 
 
 def _claim_is_live(instance: CardInstance | None, now: datetime) -> bool:

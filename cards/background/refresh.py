@@ -293,7 +293,7 @@ def pace_interval(batch: Batch) -> float:
 
 def _pace_key(batch: Batch) -> str:
     # The header values are secrets: the key is a digest of the endpoint, never the values.
-    url, headers = batch_key(url=batch.url, headers=batch.headers)
+    url, headers, _ = batch_key(url=batch.url, headers=batch.headers)
     identity = repr((url, sorted(headers))).encode()
     return "cards:pace:" + hashlib.sha256(identity).hexdigest()[:32]
 

@@ -68,6 +68,7 @@ class CardConfigForm(forms.ModelForm):
             "order",
             "keep_warm",
             "max_requests_per_second",
+            "groups",
         ]
         widgets = {
             "api_url": forms.URLInput(

@@ -41,8 +41,16 @@ def _completed(data: QueryDict, instance: CardConfig) -> QueryDict:
     """
     data = data.copy()
     for name in CardConfigForm._meta.fields:
-        if name not in data and not isinstance(CardConfig._meta.get_field(name), BooleanField):
-            data[name] = str(getattr(instance, name))
+        field = CardConfig._meta.get_field(name)
+        if name in data or isinstance(field, BooleanField):
+            continue
+        if field.many_to_many:  # who sees the card: the stored choice, none for a new one
+            if instance.pk:
+                data.setlist(
+                    name, [str(pk) for pk in getattr(instance, name).values_list("pk", flat=True)]
+                )
+            continue
+        data[name] = str(getattr(instance, name))
     return data
 
 

@@ -5,11 +5,14 @@ The format is a JSON list of objects, one per config:
     {"title": "Plan", "key": "plan", "apiUrl": "https://api.example.com/cards",
      "defaultTimeToLiveSeconds": 300, "order": 10, "isEnabled": true,
      "keepWarm": false, "maxRequestsPerSecond": 10,
-     "apiHeaders": [{"name": "Authorization", "value": "Bearer ..."}]}
+     "apiHeaders": [{"name": "Authorization", "value": "Bearer ..."}],
+     "shownToGroups": ["Billing"]}
 
 `title`, `key` and `apiUrl` are required; an absent optional field keeps the stored value
 of an existing config, or takes the default for a new one. A header value that contains
 the mask (an export made without secrets) keeps the stored value of that header.
+`shownToGroups` names existing auth groups (empty: every agent sees the card); signing
+secrets are managed in admin only and are never exported.
 """
 
 import re
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.fernet import InvalidToken
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import TextField, Value
@@ -40,6 +44,7 @@ _FIELDS: dict[str, tuple[str, type]] = {
 }
 _REQUIRED = ("title", "key", "apiUrl")
 _HEADERS = "apiHeaders"
+_GROUPS = "shownToGroups"
 _JSON_NAMES = {model_field: json_name for json_name, (model_field, _) in _FIELDS.items()}
 _STRIPPED = ("title", "key", "api_url")
 
@@ -59,6 +64,7 @@ class _Plan:
     values: dict[str, Any]
     headers: list[tuple[str, str]]
     key: str | None = None
+    groups: list[Group] | None = None  # None: keep the stored ones
     existing: CardConfig | None = None
     # Position in the item's apiHeaders of each entry of `headers`, for error messages.
     header_positions: list[int] = field(default_factory=list)
@@ -134,15 +140,27 @@ def _parse_headers(
     return headers
 
 
+def _parse_groups(raw: Any, *, errors: list[str]) -> list[Group]:
+    """The groups a card is shown to, by name; each must exist already."""
+    if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
+        errors.append(f"{_GROUPS}: must be a list of group names, got {_json_type(raw)}")
+        return []
+    found = {group.name: group for group in Group.objects.filter(name__in=raw)}
+    for index, name in enumerate(raw):
+        if name not in found:
+            errors.append(f'{_GROUPS}[{index}]: no group "{name}"; create it in admin first')
+    return [found[name] for name in dict.fromkeys(raw) if name in found]
+
+
 def _parse_item(number: int, item: Any, *, existing: dict[str, CardConfig]) -> _Plan:
     plan = _Plan(number=number, values={}, headers=[])
     if not isinstance(item, dict):
         plan.errors.append(f"must be a JSON object, got {_json_type(item)}")
         return plan
     for name in item:
-        if name not in _FIELDS and name != _HEADERS:
+        if name not in _FIELDS and name not in (_HEADERS, _GROUPS):
             plan.errors.append(
-                f'unknown field "{name}"; expected: {", ".join([*_FIELDS, _HEADERS])}'
+                f'unknown field "{name}"; expected: {", ".join([*_FIELDS, _HEADERS, _GROUPS])}'
             )
     for name in _REQUIRED:
         if name not in item:
@@ -174,6 +192,8 @@ def _parse_item(number: int, item: Any, *, existing: dict[str, CardConfig]) -> _
         plan.headers = [(name, value) for _, name, value in parsed]
     else:
         plan.headers = _stored_headers(config)
+    if _GROUPS in item:
+        plan.groups = _parse_groups(item[_GROUPS], errors=plan.errors)
 
     checked = {name: value for name, value in plan.values.items() if name in typed}
     checked["headers"] = plan.headers
@@ -238,7 +258,7 @@ def _write(plan: _Plan) -> str:
     config = plan.existing
     if config is None:
         config = CardConfig.objects.create(**plan.values)
-        outcome = "created"
+        outcome, same_headers = "created", False
     else:
         plan.request_before = config_request(config=config)
         changed = [name for name, value in plan.values.items() if getattr(config, name) != value]
@@ -250,12 +270,17 @@ def _write(plan: _Plan) -> str:
             # too (workers keep configs while it is unchanged, cards.loading.services).
             config.save(update_fields=[*changed, "updated_at"])
         outcome = "unchanged" if not changed and same_headers else "updated"
-        if same_headers:
-            return outcome
-        config.headers.all().delete()
-    CardConfigHeader.objects.bulk_create(
-        CardConfigHeader(config=config, name=name, value=value) for name, value in plan.headers
-    )
+        if not same_headers:
+            config.headers.all().delete()
+    if not same_headers:
+        CardConfigHeader.objects.bulk_create(
+            CardConfigHeader(config=config, name=name, value=value) for name, value in plan.headers
+        )
+    if plan.groups is not None and {g.pk for g in plan.groups} != {
+        g.pk for g in config.groups.all()
+    }:
+        config.groups.set(plan.groups)
+        outcome = "updated" if outcome == "unchanged" else outcome
     return outcome
 
 
@@ -298,7 +323,8 @@ def card_configs_export(*, with_secrets: bool) -> list[dict[str, Any]]:
     """Every config in the import format, in display order; header values masked unless
     `with_secrets`."""
     exported = []
-    for config in CardConfig.objects.prefetch_related("headers").order_by("order", "id"):
+    configs = CardConfig.objects.prefetch_related("headers", "groups").order_by("order", "id")
+    for config in configs:
         item: dict[str, Any] = {
             json_name: getattr(config, model_field)
             for json_name, (model_field, _) in _FIELDS.items()
@@ -310,6 +336,7 @@ def card_configs_export(*, with_secrets: bool) -> list[dict[str, Any]]:
             }
             for header in config.headers.all()
         ]
+        item[_GROUPS] = sorted(group.name for group in config.groups.all())
         exported.append(item)
     return exported
 
@@ -340,6 +367,32 @@ def card_secrets_rotate() -> int:
             # A Value expression is written as is: assigning the string would encrypt again.
             CardConfigHeader.objects.filter(pk=pk).update(
                 value=Value(new_token, output_field=TextField())
+            )
+            rotated += 1
+        rotated += _signing_secrets_rotate()
+    return rotated
+
+
+def _signing_secrets_rotate() -> int:
+    """`card_secrets_rotate` for the configs' own signing secrets (same rules)."""
+    rotated = 0
+    for name in ("signing_secret", "signing_secret_previous"):
+        tokens = (
+            CardConfig.objects.select_for_update()
+            .filter(**{f"{name}__isnull": False})
+            .annotate(token=Cast(name, output_field=TextField()))
+            .values_list("pk", "token")
+        )
+        for pk, token in tokens:
+            try:
+                new_token = crypto.rotate(token)
+            except InvalidToken as exc:
+                raise ValueError(
+                    f"The signing secret of card config #{pk} cannot be decrypted with any "
+                    "key in CARDS_ENCRYPTION_KEYS; nothing was rotated."
+                ) from exc
+            CardConfig.objects.filter(pk=pk).update(
+                **{name: Value(new_token, output_field=TextField())}
             )
             rotated += 1
     return rotated

@@ -4,6 +4,7 @@ validator a real load uses, each problem located at its line in the text as type
 Also the card frame the playground and the admin preview both render a card in.
 """
 
+import bisect
 import json
 import re
 from json.decoder import scanstring
@@ -19,11 +20,15 @@ from cards.integrator.preview import card_response_judge
 from cards.live.display import AGENT_REASONS
 from cards.live.rendering import render_components
 from cards.models import CardInstance
-from cards.protocol.outcomes import CardOutcome
+from cards.protocol.outcomes import MAX_JSON_DEPTH, CardOutcome, json_depth_over
 from cards.protocol.schema import Problem, read_components, read_response
 
 ErrorKind = CardInstance.ErrorKind
 CARD_FRAME_TEMPLATE = "admin/cards/cardconfig/_card_frame.html"
+# Problems (and notes) listed with their line; the summary counts them all. Listing 80,000
+# answered 23 MB (issue 13); nobody reads past the first screens, and fixing them first
+# often fixes the rest.
+MAX_PROBLEMS_LISTED = 200
 
 
 def card_frame(*, title: str, key: str, outcome: CardOutcome) -> SafeString:
@@ -121,24 +126,38 @@ def path_location(path: str, *, root: str = "") -> Location:
     return tuple(loc)
 
 
-def _line_of(text: str, offsets: dict[Location, int], loc: Location) -> int:
-    """The 1-based line of the value at `loc`, or of its nearest existing ancestor (a missing
-    field points at the object that lacks it)."""
-    while loc and loc not in offsets:
-        loc = loc[:-1]
-    return text.count("\n", 0, offsets.get(loc, 0)) + 1
+class Lines:
+    """Line numbers of offsets in one text: the newlines are found once, then each lookup
+    is a binary search (counting newlines per problem made the playground quadratic)."""
+
+    def __init__(self, text: str) -> None:
+        self.newlines = [match.start() for match in re.finditer("\n", text)]
+
+    def of(self, offsets: dict[Location, int], loc: Location) -> int:
+        """The 1-based line of the value at `loc`, or of its nearest existing ancestor (a
+        missing field points at the object that lacks it)."""
+        while loc and loc not in offsets:
+            loc = loc[:-1]
+        return bisect.bisect_left(self.newlines, offsets.get(loc, 0)) + 1
 
 
-def _problem(problem: Problem, *, text: str, offsets: dict[Location, int], root: str) -> dict:
-    loc = path_location(problem.path, root=root)
-    return {
-        "path": problem.path,
-        "message": problem.message,
-        "line": _line_of(text, offsets, loc),
-    }
+def _listed(problems: list[Problem], *, lines: Lines, offsets: dict, root: str) -> list[dict]:
+    """The first MAX_PROBLEMS_LISTED problems with their lines, then how many more."""
+    listed = [
+        {
+            "path": problem.path,
+            "message": problem.message,
+            "line": lines.of(offsets, path_location(problem.path, root=root)),
+        }
+        for problem in problems[:MAX_PROBLEMS_LISTED]
+    ]
+    if len(problems) > MAX_PROBLEMS_LISTED:
+        more = len(problems) - MAX_PROBLEMS_LISTED
+        listed.append({"path": "", "message": f"… and {more:,} more", "line": listed[-1]["line"]})
+    return listed
 
 
-def _components_check(document: list, *, text: str, offsets: dict[Location, int]) -> dict:
+def _components_check(document: list, *, lines: Lines, offsets: dict[Location, int]) -> dict:
     cleaned, problems, warnings = read_components(document)
     size = len(json.dumps(document, separators=(",", ":")).encode())
     limit = settings.CARDS_MAX_CARD_BYTES
@@ -160,15 +179,20 @@ def _components_check(document: list, *, text: str, offsets: dict[Location, int]
         "kind": "components",
         "valid": not problems,
         "summary": summary,
-        "problems": [_problem(p, text=text, offsets=offsets, root="components") for p in problems],
-        "warnings": [_problem(w, text=text, offsets=offsets, root="components") for w in warnings],
+        "problems": _listed(problems, lines=lines, offsets=offsets, root="components"),
+        "warnings": _listed(warnings, lines=lines, offsets=offsets, root="components"),
         "notes": [],
         "html": card_frame(title="Your card", key="playground", outcome=outcome),
     }
 
 
 def _response_check(
-    document: dict, *, text: str, offsets: dict[Location, int], keys: list[str] | None = None
+    document: dict,
+    *,
+    text: str,
+    lines: Lines,
+    offsets: dict[Location, int],
+    keys: list[str] | None = None,
 ) -> dict:
     problems, warnings = read_response(document)
     cards = document.get("cards") if isinstance(document.get("cards"), list) else []
@@ -179,12 +203,14 @@ def _response_check(
         if not isinstance(key, str):
             continue
         if key in first_index:
+            if len(notes) >= MAX_PROBLEMS_LISTED:
+                continue
             notes.append(
                 {
                     "path": f"cards[{index}]",
                     "message": f'key "{key}" repeats cards[{first_index[key]}]: the first '
                     "wins, this one is ignored",
-                    "line": _line_of(text, offsets, ("cards", index)),
+                    "line": lines.of(offsets, ("cards", index)),
                 }
             )
         else:
@@ -198,7 +224,7 @@ def _response_check(
             problems.append(Problem(path=outcome.detail["path"], message=outcome.detail["message"]))
     # What real loads would ignore: entries that are not cards, cards nobody asked for.
     for extra in trial.unrequested:
-        line = _line_of(text, offsets, path_location(extra.path))
+        line = lines.of(offsets, path_location(extra.path))
         notes.append({"path": extra.path, "message": extra.describe(), "line": line})
     html = "".join(
         card_frame(title=key, key=key, outcome=outcome) for key, outcome in outcomes.items()
@@ -216,8 +242,8 @@ def _response_check(
         "kind": "response",
         "valid": not problems,
         "summary": summary,
-        "problems": [_problem(p, text=text, offsets=offsets, root="") for p in problems],
-        "warnings": [_problem(w, text=text, offsets=offsets, root="") for w in warnings],
+        "problems": _listed(problems, lines=lines, offsets=offsets, root=""),
+        "warnings": _listed(warnings, lines=lines, offsets=offsets, root=""),
         "notes": notes,
         "html": html if (shown or hidden or problems) else "",
     }
@@ -269,16 +295,19 @@ def playground_result(text: str, *, keys: list[str] | None = None) -> dict[str, 
         problem = {"path": "", "message": f"not valid JSON: {exc.msg}", "line": exc.lineno}
         return {**empty, "kind": "syntax", "summary": "Not valid JSON", "problems": [problem]}
     except RecursionError:
-        problem = {"path": "", "message": "not valid JSON: nested too deeply", "line": 1}
-        return {**empty, "kind": "syntax", "summary": "Not valid JSON", "problems": [problem]}
-    try:
-        offsets = value_offsets(text)
-    except RecursionError:
-        offsets = {}
+        document = None
+        too_deep = True
+    else:
+        too_deep = json_depth_over(document, MAX_JSON_DEPTH)
+    if too_deep:
+        message = f"nests arrays and objects more than {MAX_JSON_DEPTH} levels deep"
+        problem = {"path": "", "message": message, "line": 1}
+        return {**empty, "kind": "syntax", "summary": "Too deep", "problems": [problem]}
+    offsets, lines = value_offsets(text), Lines(text)
     if isinstance(document, list):
-        return _components_check(document, text=text, offsets=offsets)
+        return _components_check(document, lines=lines, offsets=offsets)
     if isinstance(document, dict) and "cards" in document:
-        return _response_check(document, text=text, offsets=offsets, keys=keys)
+        return _response_check(document, text=text, lines=lines, offsets=offsets, keys=keys)
     problem = {"path": "", "message": _shape_hint(document), "line": 1}
     return {**empty, "kind": "shape", "summary": "1 problem", "problems": [problem]}
 

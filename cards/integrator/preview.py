@@ -5,13 +5,20 @@ is claimed or stored.
 """
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from cards.integrator.findings import UnrequestedCard, refusal_hint, unrequested_cards
 from cards.models import CardInstance
-from cards.protocol.http import Exchange, build_request_body, build_request_headers, post_cards
+from cards.protocol.http import (
+    Exchange,
+    build_request_body,
+    build_request_headers,
+    post_cards,
+    request_signed_with,
+)
 from cards.protocol.outcomes import CardOutcome, outcomes_for
 from customers.models import Customer
 
@@ -28,23 +35,33 @@ class Trial:
         """Likely causes of a 401 or 403, naming the signature header; else ""."""
         return refusal_hint(self.exchange)
 
+    signed_with: str = ""  # fingerprints of the signing secrets, or "unsigned"
+
     @property
     def ok(self) -> bool:
         return all(outcome.ok for outcome in self.outcomes.values())
 
 
 def card_api_try(
-    *, url: str, headers: list[tuple[str, str]], keys: list[str], customer: Customer
+    *,
+    url: str,
+    headers: list[tuple[str, str]],
+    keys: list[str],
+    customer: Customer,
+    signing_secrets: Sequence[str] = (),
 ) -> Trial:
-    """Send one real, signed request for `keys` and judge the answer; stores nothing."""
+    """Send one real, signed request for `keys` and judge the answer; stores nothing.
+
+    `signing_secrets` are a config's own; without them CARDS_SIGNING_SECRETS sign.
+    """
     body = build_request_body(customer=customer, keys=keys)
-    exchange = post_cards(
-        url=url.strip(), headers=build_request_headers(configured=headers, body=body), body=body
-    )
+    sent = build_request_headers(configured=headers, body=body, secrets=signing_secrets)
+    exchange = post_cards(url=url.strip(), headers=sent, body=body)
     return Trial(
         exchange=exchange,
         outcomes=outcomes_for(exchange, keys),
         unrequested=_unrequested(exchange, keys),
+        signed_with=request_signed_with(signing_secrets),
     )
 
 

@@ -78,6 +78,7 @@ class PreviewInput:
     title: str = ""
     headers: list[tuple[str, str]] = field(default_factory=list)
     default_ttl_seconds: int | None = None
+    signing_secrets: tuple[str, ...] = ()  # the config's own (only where its headers may go)
     errors: list[str] = field(default_factory=list)
     editable: bool = True  # False: a view-only page, previewing the saved config
 
@@ -89,23 +90,38 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def preview_input(*, data: QueryDict, config: CardConfig | None) -> PreviewInput:
-    """Read url, key and headers from the posted change form, saved or not.
+def _may_edit(user: Any, config: CardConfig | None) -> bool:
+    """Whether the user may change what is previewed: the config, or a new one."""
+    return user.has_perm("cards.change_cardconfig" if config else "cards.add_cardconfig")
 
-    A blank header value of a saved header means "keep the stored one", as on save. A page
-    without inputs (a view-only user) previews the saved config as it is.
+
+def _saved_input(config: CardConfig) -> PreviewInput:
+    return PreviewInput(
+        url=config.api_url,
+        key=config.key,
+        title=config.title,
+        headers=[(h.name, h.value) for h in config.headers.all()],
+        default_ttl_seconds=config.default_ttl_seconds,
+        signing_secrets=config.signing_secrets,
+        editable=False,
+    )
+
+
+def preview_input(*, data: QueryDict, config: CardConfig | None, user: Any) -> PreviewInput:
+    """Read url, key and headers from the posted change form, saved or not (SPEC §8).
+
+    A user who may not change the config previews the saved config as it is, whatever
+    was posted. For the others, a blank header value of a saved header means "keep the
+    stored one", as on save; a stored value is only sent to the config's saved URL, or
+    to another one by a user who may also reveal secrets (`cards.reveal_secrets`). The
+    config's own signing secrets follow the same rule; elsewhere the fallback signs.
     """
+    if config is not None and ("api_url" not in data or not _may_edit(user, config)):
+        return _saved_input(config)
     if "api_url" not in data:
-        if config is None:
-            return PreviewInput(errors=["Nothing to preview: the form has no API URL."])
-        return PreviewInput(
-            editable=False,
-            url=config.api_url,
-            key=config.key,
-            title=config.title,
-            headers=[(h.name, h.value) for h in config.headers.all()],
-            default_ttl_seconds=config.default_ttl_seconds,
-        )
+        return PreviewInput(errors=["Nothing to preview: the form has no API URL."])
+    if not _may_edit(user, config):
+        return PreviewInput(errors=["Only users who may add card configs preview new ones."])
     found = PreviewInput(
         url=data.get("api_url", "").strip(),
         key=data.get("key", "").strip(),
@@ -115,6 +131,11 @@ def preview_input(*, data: QueryDict, config: CardConfig | None) -> PreviewInput
     found.errors += validation.api_url_errors(found.url)
     found.errors += validation.key_errors(found.key)
     stored = {h.pk: h.value for h in config.headers.all()} if config else {}
+    stored_allowed = config is not None and (
+        found.url == config.api_url.strip() or can_reveal_secrets(user)
+    )
+    if stored_allowed:
+        found.signing_secrets = config.signing_secrets
     total = _int_or_none(data.get(f"{HEADERS_PREFIX}-TOTAL_FORMS")) or 0
     # More rows than a config may hold is refused below; reading a few past it is enough.
     for index in range(min(total, MAX_HEADERS + 5)):
@@ -123,8 +144,15 @@ def preview_input(*, data: QueryDict, config: CardConfig | None) -> PreviewInput
         value = data.get(prefix + "value", "")
         if data.get(prefix + "DELETE") or (not name and not value):
             continue
-        if not value:
-            value = stored.get(_int_or_none(data.get(prefix + "id")), "")
+        stored_id = _int_or_none(data.get(prefix + "id"))
+        if not value and stored_id in stored:
+            if not stored_allowed:
+                found.errors.append(
+                    f"{name}: its stored value is only sent to the saved API URL. Type the "
+                    "value to send it to another URL, or save the config first."
+                )
+                continue
+            value = stored[stored_id]
         found.errors += validation.header_name_errors(name)
         found.errors += [f"{name}: {m}" for m in validation.header_value_errors(value)]
         found.headers.append((name, value))
@@ -194,7 +222,7 @@ def card_preview(request: HttpRequest) -> HttpResponse:
         if config_id
         else None
     )
-    asked = preview_input(data=request.POST, config=config)
+    asked = preview_input(data=request.POST, config=config, user=request.user)
     # Every rule Save applies, by the forms Save uses; shown whether or not we send.
     refusals = config_save_refusals(data=request.POST, config=config) if asked.editable else []
     form = CardPreviewForm(request.POST, user=request.user)
@@ -209,7 +237,13 @@ def card_preview(request: HttpRequest) -> HttpResponse:
             {"errors": asked.errors, "save_refusals": refusals, "save_checked": asked.editable},
         )
 
-    trial = card_api_try(url=asked.url, headers=asked.headers, keys=[asked.key], customer=customer)
+    trial = card_api_try(
+        url=asked.url,
+        headers=asked.headers,
+        keys=[asked.key],
+        customer=customer,
+        signing_secrets=asked.signing_secrets,
+    )
     exchange, outcome = trial.exchange, trial.outcomes[asked.key]
     reveal = can_reveal_secrets(request.user)
     secret_names = {name.strip().lower() for name, _ in asked.headers}
@@ -232,6 +266,8 @@ def card_preview(request: HttpRequest) -> HttpResponse:
         "signature": exchange.request_headers.get(dialect().signature_header),
         "signature_header": dialect().signature_header,
         "signature_mode": dialect().signature_mode,
+        "signed_with": trial.signed_with,
+        "signed_with_own": bool(asked.signing_secrets),
         "response_headers": _shown_headers(
             exchange.response_headers, secret_names=set(), reveal=True
         ),
@@ -262,6 +298,20 @@ def playground_check(request: HttpRequest) -> JsonResponse:
     """Check the posted document (the raw request body, UTF-8); see `playground_result`."""
     if not _is_staff(request.user):
         return JsonResponse({"error": "Staff only."}, status=403)
+    limit = settings.CARDS_MAX_RESPONSE_BYTES
+    declared = _int_or_none(request.META.get("CONTENT_LENGTH")) or 0
+    if declared > limit:  # refused before reading: the check's work grows with the input
+        message = f"the document is {declared} bytes; a response may have at most {limit}"
+        return JsonResponse(
+            {
+                "kind": "too_big",
+                "valid": False,
+                "summary": "Too big",
+                "notes": [],
+                "html": "",
+                "problems": [{"path": "", "message": message, "line": 1}],
+            },
+        )  # 200: the page shows the answer like any other check
     text = request.body.decode("utf-8", errors="replace")
     # `?keys=a,b`: the keys a request would ask for (others are notes: ignored by loads).
     keys = [key.strip() for key in request.GET.get("keys", "").split(",") if key.strip()]

@@ -287,11 +287,16 @@ def poller_for(
     )
 
 
+def _is_id(text: str) -> bool:
+    """ASCII digits that fit a database id (`isdigit` alone takes "²" and 30-digit junk)."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def parse_ids(value: str | None) -> list[int]:
     """A comma-separated list of ids, in order, without duplicates; junk is dropped."""
     ids: dict[int, None] = {}
     for part in (value or "").split(","):
-        if part.strip().isdigit():
+        if _is_id(part.strip()):
             ids[int(part)] = None
     return list(ids)
 
@@ -302,7 +307,7 @@ def parse_versions(value: str | None) -> dict[int, int]:
     versions: dict[int, int] = {}
     for part in (value or "").split(","):
         pk, _, version = part.strip().partition(":")
-        if pk.isdigit() and version.isdigit():
+        if _is_id(pk) and version.isascii() and version.isdigit():
             versions.setdefault(int(pk), int(version))
     return versions
 

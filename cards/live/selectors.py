@@ -3,9 +3,11 @@
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.utils import timezone
 
+from cards.live.access import configs_shown_to
 from cards.loading.services import instance_needs_load
 from cards.models import CardConfig, CardInstance
 from customers.models import Customer
@@ -93,20 +95,32 @@ def card_configs_shown(
     keys: Sequence[str] | None = None,
     ids: Iterable[int] | None = None,
     include_disabled: bool = False,
+    user: Any = None,
 ) -> list[CardConfig]:
     """Configs as agents see them, in display order: one query, and without their API
     headers (secrets agents never see; only loading needs them, and prefetches them).
 
-    `include_disabled` lets a page learn which of its cards were switched off meanwhile.
+    With `user`, only the cards that user may see (`cards.live.access`). With
+    `include_disabled`, disabled cards and cards hidden from `user` are included as well,
+    `is_enabled` False, so a page learns which of its cards to remove.
     """
-    configs = (
-        CardConfig.objects.all() if include_disabled else CardConfig.objects.filter(is_enabled=True)
+    configs = configs_shown_to(
+        CardConfig.objects.all()
+        if include_disabled
+        else CardConfig.objects.filter(is_enabled=True),
+        user,
     )
+    if not include_disabled:
+        configs = configs.filter(shown_to_user=True)
     if keys is not None:
         configs = configs.filter(key__in=keys)
     if ids is not None:
         configs = configs.filter(pk__in=list(ids))
-    return list(configs.only(*_CONFIG_SHOWN_FIELDS).order_by("order", "id"))
+    configs = list(configs.only(*_CONFIG_SHOWN_FIELDS).order_by("order", "id"))
+    for config in configs:
+        # A card hidden from this user is, for their page, as good as switched off.
+        config.is_enabled = config.is_enabled and config.shown_to_user
+    return configs
 
 
 # What a page needs to tell a card's state and version: no components, no error detail
@@ -130,15 +144,17 @@ def card_list(
     keys: Sequence[str] | None = None,
     configs: Sequence[CardConfig] | None = None,
     light: bool = False,
+    user: Any = None,
 ) -> list[CardView]:
     """The customer's enabled cards in config order: two queries whatever their number.
 
     `configs` (already read, in order) saves the configs' query. With `light`, instances
     are read without their components and error detail: state, version and timing only;
-    `card_views_complete` reads the rest for the views that are shown.
+    `card_views_complete` reads the rest for the views that are shown. With `user`, only
+    the cards that user may see.
     """
     if configs is None:
-        configs = card_configs_shown(keys=keys)
+        configs = card_configs_shown(keys=keys, user=user)
     # All of the customer's instances (one per config at most, so never many): cheaper to
     # build than an IN list of every config's id, and the extra rows are simply not used.
     rows = CardInstance.objects.filter(customer_id=customer.pk)

@@ -14,12 +14,9 @@ and a few display flags, never on the clock ("loaded 2 min ago" is written by th
 so it is cached whole and a page of cached cards renders no card template.
 """
 
-from collections.abc import Callable, Collection
-from functools import wraps
+from collections.abc import Collection
 from typing import Any
-from urllib.parse import urlsplit
 
-from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -28,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from cards.background.dispatch import DispatchUnavailable
 from cards.background.enqueue import cards_enqueue_stale
+from cards.live.access import agent_required
 from cards.live.display import (
     UNAVAILABLE_NOTICE,
     CardDisplay,
@@ -57,7 +55,7 @@ def cards_panel(*, request: HttpRequest, customer: Customer, force: bool = False
     Queries: a constant few, whatever the number of cards.
     """
     started = timezone.now()
-    views = card_list(customer=customer, light=True)
+    views = card_list(customer=customer, light=True, user=request.user)
     due = [view.config for view in views if force or view.needs_load]
     cards_served(cached=len(views) - len(due), loading=len(due))  # /metrics
     unavailable = False
@@ -111,24 +109,6 @@ def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """`login_required` for fragments: htmx gets HX-Redirect to the login page instead
-    of a redirect it would follow and swap the login form into a card."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.user.is_authenticated:
-            return view(request, *args, **kwargs)
-        if _is_htmx(request):
-            page = urlsplit(request.headers.get("HX-Current-URL", "")).path or "/"
-            response = HttpResponse(status=401)
-            response["HX-Redirect"] = redirect_to_login(page)["Location"]
-            return response
-        return redirect_to_login(request.get_full_path())
-
-    return wrapped
-
-
 @agent_required
 @require_GET
 def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
@@ -145,7 +125,7 @@ def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
     since = parse_since(request.GET, now) or now
     started = request.GET.get("started") == "1"
     shown = parse_versions(request.GET.get("cards"))
-    known = card_configs_shown(ids=shown, include_disabled=True)
+    known = card_configs_shown(ids=shown, include_disabled=True, user=request.user)
     configs = [config for config in known if config.is_enabled]
     reload_url = ReloadUrls(customer.pk)
 
@@ -218,7 +198,7 @@ def card_fragment(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     is running gets one started here, so the fragment alone is enough.
     """
     customer = get_object_or_404(Customer, pk=pk)
-    configs = card_configs_shown(keys=[key])
+    configs = card_configs_shown(keys=[key], user=request.user)
     if not configs:
         if _is_htmx(request):
             # Disabled (or deleted): the empty answer removes the card it replaces.
@@ -256,7 +236,7 @@ def card_reload(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     """
     customer = get_object_or_404(Customer, pk=pk)
     started = timezone.now()
-    views = card_list(customer=customer, light=True)
+    views = card_list(customer=customer, light=True, user=request.user)
     view = next((v for v in views if v.key == key), None)
     if view is None:
         raise Http404("No enabled card with this key.")

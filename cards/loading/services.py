@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -31,7 +31,7 @@ from cards.loading.metrics import loads_observed
 from cards.models import CardConfig, CardInstance, CardRequest
 from cards.protocol.batching import Batch, batches_for
 from cards.protocol.http import Exchange, build_request_body, build_request_headers, post_cards
-from cards.protocol.outcomes import CardOutcome, exchange_is_retriable, outcomes_for
+from cards.protocol.outcomes import CardOutcome, ErrorKind, exchange_is_retriable, outcomes_for
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -241,7 +241,7 @@ def cards_load_claimed(
         results = ((futures[f], f.result()) for f in as_completed(futures))
     for batch, (exchanges, outcomes) in results:
         report.requests += len(exchanges)
-        _store_outcomes(
+        _store_outcomes_or_fail(
             customer=customer,
             batch=batch,
             exchanges=exchanges,
@@ -269,7 +269,9 @@ def _fetch_batch(
         if before_request is not None:
             before_request(batch)
         # Headers are rebuilt per attempt so a timestamped signature is fresh.
-        headers = build_request_headers(configured=batch.headers, body=body)
+        headers = build_request_headers(
+            configured=batch.headers, body=body, secrets=batch.signing_secrets
+        )
         exchange = post_cards(url=batch.url, headers=headers, body=body)
         exchanges.append(exchange)
         if attempt == 1 and exchange_is_retriable(exchange):
@@ -280,6 +282,22 @@ def _fetch_batch(
     for outcome in outcomes.values():
         outcome.detail["attempts"] = len(exchanges)
     return exchanges, outcomes
+
+
+def _store_outcomes_or_fail(*, outcomes: dict[str, CardOutcome], **batch: Any) -> None:
+    """`_store_outcomes`; when the database refuses the answer, the batch is stored as an
+    UNKNOWN error instead, so one batch never loses another's result nor keeps its claim."""
+    try:
+        _store_outcomes(outcomes=outcomes, **batch)
+    except DatabaseError as exc:
+        logger.exception("Storing the cards %s failed", ",".join(outcomes))
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        detail = {"message": f"the answer could not be stored: {reason}".replace("\x00", "")}
+        failed = {
+            key: CardOutcome(key=key, error_kind=ErrorKind.UNKNOWN, detail=dict(detail))
+            for key in outcomes
+        }
+        _store_outcomes(outcomes=failed, **batch)
 
 
 def _store_outcomes(
@@ -384,6 +402,7 @@ def _record_requests(
                     duration_ms=exchange.duration_ms,
                     response_bytes=len(exchange.response_body),
                     attempt=attempt,
+                    signed_with=batch.signed_with,
                 )
             )
     # One INSERT for every request of the load.

@@ -30,6 +30,10 @@ class ErrorKind(models.TextChoices):
 
 
 BODY_EXCERPT_BYTES = 4096
+# Deeper JSON is refused before validation: real cards nest a few levels, and parsers and
+# validators recurse per level (100,000 levels exhausted the stack; issue 13).
+MAX_JSON_DEPTH = 64
+NUL = "\x00"
 
 
 @dataclass
@@ -76,7 +80,50 @@ def exchange_is_retriable(exchange: Exchange) -> bool:
 
 
 def _excerpt(body: bytes) -> str:
-    return body[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace")
+    # NUL is valid UTF-8 but no database text or JSON column takes it (PostgreSQL refuses).
+    return body[:BODY_EXCERPT_BYTES].decode("utf-8", errors="replace").replace(NUL, "\ufffd")
+
+
+def _without_nul(value: Any) -> Any:
+    """`value` with every NUL in its strings (keys too) replaced by U+FFFD, for storing."""
+    if isinstance(value, str):
+        return value.replace(NUL, "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
+
+def json_depth_over(value: Any, limit: int) -> bool:
+    """Whether `value` nests arrays and objects more than `limit` deep (iterative)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def json_nul_path(value: Any, path: str) -> str | None:
+    """The JSON path of the first string (or object key) holding a NUL, if any."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if NUL in item:
+                return where
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                if NUL in key:
+                    return where
+                stack.append((child, f"{where}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in reversed(list(enumerate(item))))
+    return None
 
 
 def _fail_all(keys: list[str], kind: str, detail: dict[str, Any]) -> dict[str, CardOutcome]:
@@ -84,12 +131,19 @@ def _fail_all(keys: list[str], kind: str, detail: dict[str, Any]) -> dict[str, C
 
 
 def outcomes_for(exchange: Exchange, keys: list[str]) -> dict[str, CardOutcome]:
-    """Decide every requested card's outcome; never raises (UNKNOWN is logged)."""
+    """Decide every requested card's outcome; never raises (UNKNOWN is logged).
+
+    Details never hold a NUL character, whatever the API sent: they are stored as JSON.
+    """
     try:
-        return _outcomes_for(exchange, keys)
+        outcomes = _outcomes_for(exchange, keys)
     except Exception as exc:
         logger.exception("Unexpected failure interpreting a card API answer from %s", exchange.url)
-        return _fail_all(keys, ErrorKind.UNKNOWN, {"message": f"{type(exc).__name__}: {exc}"})
+        outcomes = _fail_all(keys, ErrorKind.UNKNOWN, {"message": f"{type(exc).__name__}: {exc}"})
+    for outcome in outcomes.values():
+        if not outcome.ok:
+            outcome.detail = _without_nul(outcome.detail)
+    return outcomes
 
 
 def _outcomes_for(exchange: Exchange, keys: list[str]) -> dict[str, CardOutcome]:
@@ -114,6 +168,9 @@ def _outcomes_for(exchange: Exchange, keys: list[str]) -> dict[str, CardOutcome]
         )
     try:
         body = json.loads(exchange.response_body)
+    except RecursionError:
+        body = None
+        too_deep = True
     except (ValueError, UnicodeDecodeError) as exc:
         return _fail_all(
             keys,
@@ -122,6 +179,19 @@ def _outcomes_for(exchange: Exchange, keys: list[str]) -> dict[str, CardOutcome]
                 **base,
                 "message": f"the body is not valid JSON: {exc}",
                 "bodyExcerpt": _excerpt(exchange.response_body),
+            },
+        )
+    else:
+        too_deep = json_depth_over(body, MAX_JSON_DEPTH)
+    if too_deep:
+        return _fail_all(
+            keys,
+            ErrorKind.RESPONSE_BODY,
+            {
+                **base,
+                "message": f"the JSON nests arrays and objects more than {MAX_JSON_DEPTH} "
+                "levels deep; cards need far fewer",
+                "bodyExcerpt": _excerpt(exchange.response_body[:200]),
             },
         )
     if not isinstance(body, dict) or not isinstance(body.get("cards"), list):
@@ -137,7 +207,11 @@ def _outcomes_for(exchange: Exchange, keys: list[str]) -> dict[str, CardOutcome]
             },
         )
     entries = _first_entry_per_key(body["cards"])
-    return {key: _card_outcome(key, entries.get(key), base) for key in keys}
+    # JSON strings cannot hold a raw NUL, only its escape: without one, no walk is needed.
+    may_hold_nul = b"\\u0000" in exchange.response_body
+    return {
+        key: _card_outcome(key, entries.get(key), base, may_hold_nul=may_hold_nul) for key in keys
+    }
 
 
 def _json_type(value: Any) -> str:
@@ -154,7 +228,9 @@ def _first_entry_per_key(cards: list[Any]) -> dict[str, tuple[int, dict]]:
     return entries
 
 
-def _card_outcome(key: str, found: tuple[int, dict] | None, base: dict[str, Any]) -> CardOutcome:
+def _card_outcome(
+    key: str, found: tuple[int, dict] | None, base: dict[str, Any], *, may_hold_nul: bool
+) -> CardOutcome:
     if found is None:
         return CardOutcome(
             key=key,
@@ -163,6 +239,17 @@ def _card_outcome(key: str, found: tuple[int, dict] | None, base: dict[str, Any]
         )
     index, entry = found
     path = f"cards[{index}]"
+    if may_hold_nul and (where := json_nul_path(entry, path)):
+        return CardOutcome(
+            key=key,
+            error_kind=ErrorKind.RESPONSE_BODY,
+            detail={
+                **base,
+                "path": where,
+                "message": "a string holds a NUL character (\\u0000), which cannot be stored "
+                "or shown; remove it",
+            },
+        )
     size = len(json.dumps(entry.get("components"), separators=(",", ":")).encode())
     limit = settings.CARDS_MAX_CARD_BYTES
     if size > limit:

@@ -87,6 +87,21 @@ def signature_header_value(
     return ",".join([f"t={timestamp}", *(f"v1={_hex_hmac(s, signed)}" for s in secrets)])
 
 
+def secret_fingerprint(secret: str) -> str:
+    """A short public name for a secret (8 hex digits of its SHA-256), never the value."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:8]
+
+
+def signed_with(*, secrets: list[str], mode: str) -> str:
+    """Which secrets sign a request, as fingerprints ("1a2b3c4d, 5e6f7a8b"), or "unsigned"."""
+    secrets = [secret for secret in secrets if secret]
+    if not secrets:
+        return "unsigned"
+    if mode == "body":  # only the first secret signs in body mode
+        secrets = secrets[:1]
+    return ", ".join(secret_fingerprint(secret) for secret in secrets)
+
+
 def verify_signature(
     body: bytes,
     header: str,

@@ -217,6 +217,7 @@ CARDS_SIGNATURE_HEADER = env.str("CARDS_SIGNATURE_HEADER", default="Cards-Signat
 CARDS_WORKSPACE_ID = env.str("CARDS_WORKSPACE_ID", default="default")
 CARDS_WORKSPACE_HEADER = env.str("CARDS_WORKSPACE_HEADER", default="Cards-Workspace-Id")
 CARDS_ALLOW_HTTP = env.bool("CARDS_ALLOW_HTTP", default=False)
+# `host` allows any port, `host:port` (or `[IPv6]:port`) only that one.
 CARDS_ALLOWED_PRIVATE_HOSTS = env.list("CARDS_ALLOWED_PRIVATE_HOSTS", default=[])
 CARDS_REQUEST_TIMEOUT_SECONDS = env.float("CARDS_REQUEST_TIMEOUT_SECONDS", default=15.0)
 CARDS_RETRY_DELAY_SECONDS = env.float("CARDS_RETRY_DELAY_SECONDS", default=1.0)

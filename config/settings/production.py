@@ -1,4 +1,6 @@
-"""Production: everything from base, tightened. Refuses to start without a secret key."""
+"""Production: everything from base, tightened. Refuses to start without a strong secret
+key: 50 characters or more, at least 5 different ones, not one of Django's insecure keys
+(the figures of Django's own deployment check, security.W009)."""
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -11,6 +13,12 @@ except ImproperlyConfigured as exc:
     raise ImproperlyConfigured(
         "DJANGO_SECRET_KEY must be set in production (see .env.example)."
     ) from exc
+if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure"):
+    raise ImproperlyConfigured(
+        f"DJANGO_SECRET_KEY is too weak for production ({len(SECRET_KEY)} characters, "
+        f"{len(set(SECRET_KEY))} different): use 50 or more random characters, e.g. from "
+        '`python -c "import secrets; print(secrets.token_urlsafe(50))"`.'
+    )
 
 DEBUG = False
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)

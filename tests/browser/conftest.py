@@ -14,7 +14,7 @@ from django.conf import settings
 from django.test import Client
 
 from cards.models import CardInstance
-from tests.factories import UserFactory
+from tests.factories import agent_user
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -75,7 +75,7 @@ def login(browser, live_server, settings):
     contexts = []
 
     def open_session(user=None) -> Session:
-        user = user or UserFactory(username="browser-agent")
+        user = user or agent_user("browser-agent")
         context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
         context.add_cookies(

@@ -10,8 +10,9 @@ generator per card), so two customers look different and one customer looks the 
 every load of the same day (dates are relative to today).
 
 When `CARDS_SIGNING_SECRETS` is set, requests must carry a valid signature header
-(the header and mode `CARDS_PROTOCOL` selects: `cards.protocol.signing.dialect`) for one of the
-secrets, verified on the raw body bytes; otherwise the answer is 401.
+(the header and mode `CARDS_PROTOCOL` selects: `cards.protocol.signing.dialect`) for one of
+those secrets or of a card config's own, verified on the raw body bytes; otherwise the
+answer is 401.
 The view exists only while `CARDS_EXAMPLE_API_ENABLED` is true (404 otherwise).
 
 Testing hooks for tests and benchmarks, as query parameters on the configured URL:
@@ -37,6 +38,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from cards.integrator.example_api.data import CARD_BUILDERS, CARD_TITLES, example_cards
+from cards.models import CardConfig
 from cards.protocol.signing import dialect, verify_signature
 
 __all__ = ["CARD_BUILDERS", "CARD_TITLES", "example_cards", "example_cards_view"]
@@ -68,6 +70,12 @@ def _error(status: int, message: str) -> JsonResponse:
 def _signature_is_valid(request: HttpRequest) -> bool:
     header = request.headers.get(dialect().signature_header, "")
     secrets = [secret for secret in settings.CARDS_SIGNING_SECRETS if secret]
+    # Configs' own secrets too (admin generates them per card API), so a demo config given
+    # its own secret still loads from this API. One small query: this is the demo API.
+    for config in CardConfig.objects.filter(signing_secret__isnull=False).only(
+        "signing_secret", "signing_secret_previous"
+    ):
+        secrets += config.signing_secrets
     if dialect().signature_mode == "body":
         # Plain-compatible mode: the bare hex HMAC-SHA256 of the body, no timestamp.
         return any(

@@ -2,8 +2,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from cards.integrator.findings import count, signature_sent
+from cards.integrator.findings import count
 from cards.integrator.preview import Trial, card_api_try, card_response_judge, sample_customer
+from cards.models import CardConfig
+from cards.protocol.http.guard import url_refusal
 
 # How much of a non-200 answer's body is printed (the stored excerpt is 4 KiB).
 SHOWN_EXCERPT_CHARS = 2000
@@ -13,7 +15,8 @@ class Command(BaseCommand):
     help = (
         "Check a card API as an integrator: --url URL [--header 'Name: value']... --key K... "
         "[--email E] [--external-id X] sends a real signed request; --file PATH --key K... "
-        "validates a saved response body instead. Reports, per key, valid or every error "
+        "validates a saved response body instead; --config KEY sends to that saved config's "
+        "URL with its headers and signing secrets. Reports, per key, valid or every error "
         "with its JSON path, every warning (what loads but is outside the strict contract), "
         "plus status, timing and size; a non-200 answer's body, a hint on 401/403, and every "
         "card in the answer that was not requested (ignored by real loads). Exits 1 unless "
@@ -24,7 +27,8 @@ class Command(BaseCommand):
         source = parser.add_mutually_exclusive_group(required=True)
         source.add_argument("--url")
         source.add_argument("--file", type=Path)
-        parser.add_argument("--key", action="append", required=True, metavar="KEY")
+        source.add_argument("--config", metavar="CONFIG_KEY")
+        parser.add_argument("--key", action="append", default=[], metavar="KEY")
         parser.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'")
         parser.add_argument("--email", default="alex@example.com")
         parser.add_argument("--external-id", default=None)
@@ -37,13 +41,30 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         keys = options["key"]
-        if options["file"]:
+        if options["config"]:
+            config = CardConfig.objects.filter(key=options["config"]).first()
+            if config is None:
+                raise CommandError(f'No card config with key "{options["config"]}".')
+            trial = card_api_try(
+                url=config.api_url,
+                headers=[(h.name, h.value) for h in config.headers.all()],
+                keys=keys or [config.key],
+                customer=sample_customer(
+                    email=options["email"], external_id=options["external_id"]
+                ),
+                signing_secrets=config.signing_secrets,
+            )
+        elif not keys:
+            raise CommandError("Give at least one --key.")
+        elif options["file"]:
             try:
                 body = options["file"].read_bytes()
             except OSError as exc:
                 raise CommandError(f"Cannot read {options['file']}: {exc}") from exc
             trial = card_response_judge(body=body, keys=keys)
         else:
+            if reason := url_refusal(options["url"].strip()):
+                raise CommandError(f"--url: {reason}")
             trial = card_api_try(
                 url=options["url"],
                 headers=[self._header(raw) for raw in options["header"]],
@@ -75,10 +96,10 @@ class Command(BaseCommand):
     def _report(self, trial: Trial) -> None:
         exchange = trial.exchange
         if exchange.url:
-            signed = "signed" if signature_sent(exchange) else "unsigned"
             self.stdout.write(
                 f"POST {exchange.url} -> status {exchange.status_code or '-'}, "
-                f"{exchange.duration_ms} ms, {len(exchange.response_body)} bytes, {signed}"
+                f"{exchange.duration_ms} ms, {len(exchange.response_body)} bytes, "
+                f"signed with: {trial.signed_with}"
             )
             if exchange.status_code not in (None, 200) and exchange.response_body:
                 excerpt = exchange.response_body.decode("utf-8", errors="replace")

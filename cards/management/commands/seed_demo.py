@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.db.models import Count
@@ -20,6 +21,8 @@ from customers.models import Customer, Tenant
 DEFAULT_PORT = 8000
 DEFAULT_BASE_URL = f"http://127.0.0.1:{DEFAULT_PORT}/examples/cards/"
 DEMO_ADMIN_USERNAME = "admin"
+DEMO_AGENT_USERNAME = "agent"
+AGENTS_GROUP = "Agents"
 
 DEMO_TENANTS = (
     ("Acme Corporation", "acme"),
@@ -59,6 +62,7 @@ DEMO_CARD_KEYS = (
 @dataclass(frozen=True)
 class DemoSeed:
     admin_password: str | None  # None: the admin existed and kept their password
+    agent_password: str | None  # likewise for the non-staff agent
     first_customer: Customer
     tenants: int
     customers: int
@@ -98,20 +102,22 @@ def _as_seeded(config: CardConfig, *, position: int) -> bool:
     )
 
 
-def _admin_seed(*, new_password: bool) -> str | None:
-    """The demo superuser; a password only when it is new (first run, or asked for).
+def _user_seed(username: str, *, superuser: bool, new_password: bool) -> str | None:
+    """A demo user (superuser, or a plain active user); a password only when it is new
+    (first run, or asked for).
 
-    Keeping the password keeps the admin's open sessions too: Django ends a user's
-    sessions when their password hash changes.
+    Keeping the password keeps the user's open sessions too: Django ends a user's sessions
+    when their password hash changes.
     """
-    admin, created = get_user_model().objects.get_or_create(username=DEMO_ADMIN_USERNAME)
+    user, created = get_user_model().objects.get_or_create(username=username)
     password = None
-    if created or new_password or not admin.has_usable_password():
+    if created or new_password or not user.has_usable_password():
         password = secrets.token_urlsafe(12)
-        admin.set_password(password)
-    if created or password or not (admin.is_staff and admin.is_superuser and admin.is_active):
-        admin.is_staff = admin.is_superuser = admin.is_active = True
-        admin.save()
+        user.set_password(password)
+    wanted = (superuser, superuser, True)
+    if created or password or (user.is_staff, user.is_superuser, user.is_active) != wanted:
+        user.is_staff, user.is_superuser, user.is_active = wanted
+        user.save()
     return password
 
 
@@ -124,7 +130,8 @@ def demo_seed(*, base_url: str = DEFAULT_BASE_URL, new_password: bool = False) -
     are, except a demo config nobody edited, which is pointed at `base_url` (the demo may
     run on another port this time). The admin keeps their password unless `new_password`.
     """
-    password = _admin_seed(new_password=new_password)
+    password = _user_seed(DEMO_ADMIN_USERNAME, superuser=True, new_password=new_password)
+    agent_password = _demo_agent_seed(new_password=new_password)
     tenants = {
         external_id: Tenant.objects.get_or_create(external_id=external_id, defaults={"name": name})[
             0
@@ -168,6 +175,7 @@ def demo_seed(*, base_url: str = DEFAULT_BASE_URL, new_password: bool = False) -
             config.save(update_fields=["api_url", "updated_at"])
     return DemoSeed(
         admin_password=password,
+        agent_password=agent_password,
         first_customer=customers[0],
         tenants=len(tenants),
         customers=len(customers),
@@ -176,12 +184,24 @@ def demo_seed(*, base_url: str = DEFAULT_BASE_URL, new_password: bool = False) -
     )
 
 
+def _demo_agent_seed(*, new_password: bool) -> str | None:
+    """The "Agents" group with the agent permission, and a non-staff agent in it."""
+    group, _ = Group.objects.get_or_create(name=AGENTS_GROUP)
+    group.permissions.add(
+        Permission.objects.get(content_type__app_label="cards", codename="use_agent_pages")
+    )
+    password = _user_seed(DEMO_AGENT_USERNAME, superuser=False, new_password=new_password)
+    get_user_model().objects.get(username=DEMO_AGENT_USERNAME).groups.add(group)
+    return password
+
+
 class Command(BaseCommand):
     help = (
-        "Seed the demo: a superuser 'admin' (its random password printed on the first run; "
-        "kept on later runs unless --new-password), three tenants, twelve customers and "
-        "card configs for the built-in example card API. Safe to run repeatedly: it adds "
-        "what is missing and never overwrites what an admin edited."
+        "Seed the demo: a superuser 'admin' and a non-staff agent 'agent' (in the 'Agents' "
+        "group), their random passwords printed on the first run and kept on later runs "
+        "unless --new-password, three tenants, twelve customers and card configs for the "
+        "built-in example card API. Safe to run repeatedly: it adds what is missing and "
+        "never overwrites what an admin edited."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -224,5 +244,14 @@ class Command(BaseCommand):
             login += "`make demo NEW_PASSWORD=1`, makes a new one)"
         self.stdout.write(
             self.style.SUCCESS(f"Demo admin: {site}/admin/ user {DEMO_ADMIN_USERNAME} {login}")
+        )
+        agent_login = (
+            f"password {seed.agent_password}" if seed.agent_password else "password unchanged"
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo agent: {site}/customers/ user {DEMO_AGENT_USERNAME} {agent_login} "
+                f"(not staff; in the {AGENTS_GROUP} group)"
+            )
         )
         self.stdout.write(f"First customer: {site}/customers/{seed.first_customer.pk}/")

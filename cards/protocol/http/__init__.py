@@ -31,7 +31,7 @@ import json
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,7 @@ from urllib3.exceptions import (
 from cards import __version__
 from cards.protocol.http.guard import AddressRefused, check_url, host_and_port, seconds, url_refusal
 from cards.protocol.http.transport import Deadline, current, shared_session
-from cards.protocol.signing import dialect, signature_header_value
+from cards.protocol.signing import dialect, signature_header_value, signed_with
 
 if TYPE_CHECKING:
     from customers.models import Customer
@@ -56,6 +56,7 @@ __all__ = [
     "Exchange",
     "build_request_body",
     "build_request_headers",
+    "request_signed_with",
     "check_url",
     "post_cards",
 ]
@@ -104,8 +105,23 @@ def build_request_body(*, customer: Customer, keys: list[str]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def build_request_headers(*, configured: list[tuple[str, str]], body: bytes) -> dict[str, str]:
-    """The configured headers plus the protocol's own (SPEC §3), which win on a clash."""
+def signing_secrets(own: Sequence[str] = ()) -> list[str]:
+    """The secrets that sign a request: the config's own, else CARDS_SIGNING_SECRETS."""
+    return [s for s in own if s] or [s for s in settings.CARDS_SIGNING_SECRETS if s]
+
+
+def request_signed_with(own: Sequence[str] = ()) -> str:
+    """Fingerprints of the secrets that sign with `own` (see `signing_secrets`), or unsigned."""
+    return signed_with(secrets=signing_secrets(own), mode=dialect().signature_mode)
+
+
+def build_request_headers(
+    *, configured: list[tuple[str, str]], body: bytes, secrets: Sequence[str] = ()
+) -> dict[str, str]:
+    """The configured headers plus the protocol's own (SPEC §3), which win on a clash.
+
+    `secrets` are the config's own signing secrets; without them CARDS_SIGNING_SECRETS sign.
+    """
     spoken = dialect()  # CARDS_PROTOCOL: this app's header names, or Plain's
     ours = {
         "Content-Type": "application/json",
@@ -114,7 +130,7 @@ def build_request_headers(*, configured: list[tuple[str, str]], body: bytes) -> 
         spoken.workspace_header: settings.CARDS_WORKSPACE_ID,
     }
     signature = signature_header_value(
-        body, secrets=list(settings.CARDS_SIGNING_SECRETS), mode=spoken.signature_mode
+        body, secrets=signing_secrets(secrets), mode=spoken.signature_mode
     )
     if signature is not None:
         ours[spoken.signature_header] = signature

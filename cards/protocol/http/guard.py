@@ -86,14 +86,37 @@ def _normalise_host(host: str) -> str:
     return host.strip().strip("[]").rstrip(".").lower()
 
 
-def _host_is_allowed(host: str) -> bool:
-    allowed = {_normalise_host(name) for name in settings.CARDS_ALLOWED_PRIVATE_HOSTS}
-    return _normalise_host(host) in allowed
+def allowlist_entry(entry: str) -> tuple[str, int | None]:
+    """One CARDS_ALLOWED_PRIVATE_HOSTS entry as (host, port): `host:port` pins the port,
+    a bare host (or `[IPv6]`) allows any port. Raises ValueError on a malformed port."""
+    entry = entry.strip()
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+        if rest and port is None:
+            raise ValueError(f"{entry!r}: expected [address] or [address]:port")
+    elif entry.count(":") == 1:
+        host, port = entry.split(":")
+    else:
+        host, port = entry, None  # a bare name, IPv4 or IPv6 address
+    if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"{entry!r}: the port must be a number from 1 to 65535")
+    return _normalise_host(host), int(port) if port is not None else None
 
 
-def refusal(host: str, addresses: list[str]) -> str | None:
-    """Why connecting to `host` at these addresses is refused, or None if it is allowed."""
-    if _host_is_allowed(host):
+def _host_is_allowed(host: str, port: int | None) -> bool:
+    host = _normalise_host(host)
+    for entry in settings.CARDS_ALLOWED_PRIVATE_HOSTS:
+        allowed_host, allowed_port = allowlist_entry(entry)
+        if allowed_host == host and allowed_port in (None, port):
+            return True
+    return False
+
+
+def refusal(host: str, addresses: list[str], port: int | None = None) -> str | None:
+    """Why connecting to `host` (on `port`) at these addresses is refused, or None if it is
+    allowed. An allowlist entry with a port allows that port only."""
+    if _host_is_allowed(host, port):
         return None
     try:
         literal = ipaddress.ip_address(_normalise_host(host))
@@ -105,7 +128,9 @@ def refusal(host: str, addresses: list[str]) -> str | None:
         if kind is None:
             continue
         where = f"{host} is {kind}" if ip == literal else f"{host} resolves to {ip}, {kind}"
-        return f"refused: {where}; add the host to CARDS_ALLOWED_PRIVATE_HOSTS to allow it"
+        name = _normalise_host(host)
+        entry = f"[{name}]:{port}" if ":" in name else f"{name}:{port}"
+        return f"refused: {where}; add {entry} to CARDS_ALLOWED_PRIVATE_HOSTS to allow it"
     return None
 
 
@@ -125,6 +150,25 @@ def url_refusal(url: str) -> str | None:
         return f"not a valid card API URL: it must start with https:// (got {url!r})"
     if not parsed.host:
         return f"not a valid URL: it has no host (got {url!r})"
+    return _host_refusal(parsed.host)
+
+
+def _host_refusal(host: str) -> str | None:
+    """Why a host name cannot be looked up (DNS limits, IDNA), before any resolution."""
+    if host.startswith("["):
+        return None  # an IPv6 literal, parsed already
+    labels = host.rstrip(".").split(".")
+    if long := next((label for label in labels if len(label) > 63), None):
+        return (
+            f"not a valid URL: the host name part {long[:20]}… is {len(long)} characters "
+            "long; the limit is 63"
+        )
+    if len(host) > 253:
+        return f"not a valid URL: the host name is {len(host)} characters long; the limit is 253"
+    try:
+        host.encode("idna")
+    except UnicodeError as exc:
+        return f"not a valid URL: the host name {host!r} cannot be looked up ({exc})"
     return None
 
 
@@ -173,7 +217,7 @@ def check_url(url: str) -> str | None:
         return f"{host} cannot be resolved ({exc.strerror})"
     except TimeoutError:
         return f"{host} cannot be resolved (no answer within {seconds()})"
-    return refusal(host, [info[4][0] for info in infos])
+    return refusal(host, [info[4][0] for info in infos], port)
 
 
 def seconds(value: float | None = None) -> str:

@@ -129,7 +129,7 @@ class _GuardedConnectionMixin:
             raise NameResolutionError(self.host, self, exc) from exc
         except TimeoutError as exc:
             raise ConnectTimeoutError(self, f"resolving {self.host} timed out") from exc
-        reason = refusal(host, [info[4][0] for info in infos])
+        reason = refusal(host, [info[4][0] for info in infos], self.port)
         if reason:
             raise AddressRefused(reason)
 

@@ -250,6 +250,7 @@ class TestExport:
             "keepWarm": True,
             "maxRequestsPerSecond": 10,
             "apiHeaders": [],
+            "shownToGroups": [],
         }
 
     def test_a_masked_export_imported_back_changes_nothing(self, tmp_path):

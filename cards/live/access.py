@@ -1,0 +1,75 @@
+"""Who may use the agent pages, and which cards each agent sees (SPEC §8).
+
+Agents are users holding `cards.use_agent_pages` (through a group such as "Agents");
+staff and superusers have the pages implicitly. A card config may name groups: then only
+agents in one of them see that card (superusers see every card), and a hidden card is
+neither loaded for nor shown to anyone else, in pages, fragments, reloads and the
+long-poll. A config without groups is shown to every agent.
+"""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.contrib.auth.views import redirect_to_login
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from cards.models import CardConfig
+
+AGENT_PERMISSION = "cards.use_agent_pages"
+
+
+def can_use_agent_pages(user: Any) -> bool:
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and (user.is_staff or user.has_perm(AGENT_PERMISSION))
+    )
+
+
+def shown_to(user: Any) -> Q | None:
+    """The condition on card configs for the cards `user` sees; None: every card."""
+    if user is None or user.is_superuser:
+        return None
+    memberships = CardConfig.groups.through.objects
+    restricted = memberships.values("cardconfig_id")
+    theirs = memberships.filter(group__user=user).values("cardconfig_id")
+    return ~Q(pk__in=restricted) | Q(pk__in=theirs)
+
+
+def configs_shown_to(configs: QuerySet[CardConfig], user: Any) -> QuerySet[CardConfig]:
+    """`configs` annotated with `shown_to_user` (True for every card without `user`)."""
+    condition = shown_to(user)
+    if condition is None:
+        condition = Q(pk__isnull=False)
+    return configs.annotate(shown_to_user=ExpressionWrapper(condition, output_field=BooleanField()))
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Agents only. Anonymous visitors go to the login page (htmx gets HX-Redirect instead
+    of a redirect it would follow and swap the login form into a card); a logged-in user
+    without the agent permission gets 403 with a page saying who grants it."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if can_use_agent_pages(request.user):
+            return view(request, *args, **kwargs)
+        if request.user.is_authenticated:
+            if _is_htmx(request):
+                return HttpResponse("Not an agent.", status=403)
+            return render(request, "customers/not_an_agent.html", status=403)
+        if _is_htmx(request):
+            page = urlsplit(request.headers.get("HX-Current-URL", "")).path or "/"
+            response = HttpResponse(status=401)
+            response["HX-Redirect"] = redirect_to_login(page)["Location"]
+            return response
+        return redirect_to_login(request.get_full_path())
+
+    return wrapped
