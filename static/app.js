@@ -160,14 +160,21 @@
     if (notice) notice.hidden = true;
     announce("Connection restored.");
   }
+  // The element that made the request: htmx re-fires events of a request whose element
+  // was swapped out on a connected ancestor, with that ancestor as `detail.elt`.
+  function requester(event) {
+    var detail = event.detail || {};
+    return (detail.requestConfig && detail.requestConfig.elt) || detail.elt;
+  }
   function onFailure(event) {
-    if (isCardsRequest(event.detail && event.detail.elt)) connectionLost();
+    if (isCardsRequest(requester(event))) connectionLost();
   }
   document.addEventListener("htmx:sendError", onFailure);
   document.addEventListener("htmx:responseError", onFailure);
   document.addEventListener("htmx:afterRequest", function (event) {
-    var detail = event.detail || {};
-    if (detail.successful && isCardsRequest(detail.elt)) connectionBack();
+    if (event.detail && event.detail.successful && isCardsRequest(requester(event))) {
+      connectionBack();
+    }
   });
   document.addEventListener("click", function (event) {
     if (event.target.closest("[data-connection-retry]")) retryNow();
