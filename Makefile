@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format install migrate worker beat services bench clean
+.PHONY: demo test lint format install migrate worker beat services bench screenshots clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ services: migrate
 # Needs PostgreSQL and Redis on 127.0.0.1; BENCH_ARGS="B4 --quick" runs a part of it.
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+## Regenerate docs/screenshots/ from the browser tests that take them (a test run writes
+# them to the ignored test-results/screenshots/ instead). Needs Chromium.
+screenshots: $(STAMP)
+	SCREENSHOTS_DIR=docs/screenshots REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider \
+		tests/browser/test_screenshots.py tests/browser/test_playground.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles
