@@ -105,7 +105,7 @@ class CardDisplay:
 
     @property
     def stale(self) -> bool:
-        """"stale" only past the TTL: a card reloaded seconds after it loaded is not stale,
+        """ "stale" only past the TTL: a card reloaded seconds after it loaded is not stale,
         it is reloading."""
         return self.expired and self.show_components
 
