@@ -83,7 +83,19 @@ def test_screenshots_of_copy_buttons_badges_and_rows(login, card_api, width, vie
     assert abs(aside_box["y"] + aside_box["height"] / 2 - centre) <= 1
     badge = card.locator(".cc-badge").first
     assert badge.evaluate("e => getComputedStyle(e, '::before').borderRadius") == "50%"
-    card.screenshot(path=screenshot_path(f"components-{width}.png"))
+    # This card and the next (coloured badges), side by side or stacked.
+    page.evaluate("window.scrollTo(0, 0)")
+    first = card.bounding_box()
+    second = page.locator("#card-subscription").bounding_box()
+    left, top = min(first["x"], second["x"]), min(first["y"], second["y"])
+    right = max(first["x"] + first["width"], second["x"] + second["width"])
+    bottom = max(first["y"] + first["height"], second["y"] + second["height"])
+    page.set_viewport_size({"width": viewport["width"], "height": int(bottom + 40)})
+    copy.hover()
+    expect(copy.locator(".cc-tip")).to_be_visible()
+    clip = {"x": left - 4, "y": top - 4, "width": right - left + 8, "height": bottom - top + 8}
+    page.screenshot(path=screenshot_path(f"components-{width}.png"), clip=clip)
+    page.set_viewport_size(viewport)
 
     session.open("/customers/")
     expect(page.locator(".directory-row")).to_have_count(seed.customers)
