@@ -126,12 +126,13 @@ def test_the_directory_and_the_playground_have_no_serious_axe_finding(
     assert session.errors == []
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_every_control_is_reached_and_operated_by_keyboard_with_a_visible_focus_ring(
-    login, card_api
+    login, card_api, scheme
 ):
     seed = demo_seed(base_url=card_api.url)
     DemoApi(card_api, ttl=3600)
-    session = login(staff(), viewport=WIDE)
+    session = login(staff(), viewport=WIDE, color_scheme=scheme)
     page = session.page
     session.open(f"/customers/{seed.first_customer.pk}/")
     settle(page)
