@@ -262,10 +262,10 @@ def test_staff_also_see_the_error_kind_and_detail_escaped(staff_client, card_api
     assert "<code>STATUS_CODE</code>" in html and "<code>404</code>" in html
     assert "only 200 is processed" in html
     assert "&lt;b&gt;no such customer&lt;/b&gt;" in html and "<b>no such" not in html
-    # A cached integration error is asked again when its 5 minutes are over.
+    # A cached integration error is asked again when its 5 minutes are over (give or take
+    # the second the store and the answer's clock reading may straddle on a busy machine).
     assert poller_of(answer)["trigger"] in {
-        "load delay:300s, card-retry",
-        "load delay:299s, card-retry",
+        f"load delay:{seconds}s, card-retry" for seconds in (299, 300, 301)
     }
 
 
