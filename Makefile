@@ -12,7 +12,7 @@ PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check
 DEMO_PORT ?= $(if $(PORT),$(PORT),8000)
 SEED_FLAGS := --port $(DEMO_PORT) $(if $(NEW_PASSWORD),--new-password,)
 
-.PHONY: demo test lint format install install-dev migrate worker beat services bench clean
+.PHONY: demo test lint format install install-dev migrate worker beat services bench screenshots clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,12 @@ services: migrate
 # Needs PostgreSQL and Redis on 127.0.0.1; BENCH_ARGS="B4 --quick" runs a part of it.
 bench: $(DEV_STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+## Regenerate docs/screenshots/ from the browser tests that take them (a test run writes
+# them to the ignored test-results/screenshots/ instead). Needs Chromium.
+screenshots: $(STAMP)
+	SCREENSHOTS_DIR=docs/screenshots REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider \
+		tests/browser/test_screenshots.py tests/browser/test_playground.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles

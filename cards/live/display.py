@@ -102,8 +102,25 @@ class CardDisplay:
         return self.view.has_data and self.view.components is None and self.error is None
 
     @property
+    def expired(self) -> bool:
+        """Data is shown past its TTL (a failed card says how old its data is instead).
+        Read from light rows only (no components, no error detail): it keys the cache."""
+        view = self.view
+        failed = not self.pending and view.state == CardInstance.State.ERROR
+        if not view.has_data or failed or view.expires_at is None:
+            return False
+        return view.expires_at <= view.now
+
+    @property
     def stale(self) -> bool:
-        return self.show_components and (self.pending or self.view.stale)
+        """ "stale" only past the TTL: a card reloaded seconds after it loaded is not stale,
+        it is reloading."""
+        return self.expired and self.show_components
+
+    @property
+    def reloading(self) -> bool:
+        """A load is under way while the last data stays shown (at full contrast)."""
+        return self.pending and self.show_components
 
     @property
     def skeleton(self) -> bool:
@@ -140,7 +157,9 @@ class CardDisplay:
     def oob_html(self) -> SafeString:
         """The element as an htmx out-of-band swap of the card with the same id."""
         # card.html starts every variant's root element with its id attribute.
-        marked = self.html.replace(' id="card-', ' hx-swap-oob="outerHTML" id="card-', 1)
+        # "morph" (htmx's idiomorph extension, on <body>): the card is updated in place, so
+        # focus and a text selection inside it survive.
+        marked = self.html.replace(' id="card-', ' hx-swap-oob="morph" id="card-', 1)
         return mark_safe(marked)  # noqa: S308  (an attribute added to safe HTML)
 
     def cache_key(self, *, show_detail: bool) -> str:
@@ -157,7 +176,7 @@ class CardDisplay:
             f"{instance.pk}:{instance.updated_at.timestamp()}" if instance else "-",
             self.view.state,
             "p" if self.pending else "",
-            "s" if self.view.stale else "",
+            "s" if self.expired else "",
             "u" if self.unavailable else "",
             "d" if show_detail else "",
         )

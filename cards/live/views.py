@@ -291,6 +291,6 @@ def cards_reload_all(request: HttpRequest, pk: int) -> HttpResponse:
     customer = get_object_or_404(Customer, pk=pk)
     return render(
         request,
-        "cards/card_panel.html",
+        "cards/cards_reload_all.html",
         cards_panel(request=request, customer=customer, force=True),
     )

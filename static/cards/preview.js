@@ -80,7 +80,19 @@
 
   function init() {
     var panel = document.getElementById("ci-preview");
-    if (panel) setup(panel);
+    if (!panel) return;
+    setup(panel);
+    // "Preview" at the top of the page: jump to the panel and run it.
+    document.querySelectorAll("[data-preview-jump]").forEach(function (link) {
+      link.addEventListener("click", function (event) {
+        var run = panel.querySelector("[data-preview-run]");
+        if (!run) return;
+        event.preventDefault();
+        panel.scrollIntoView({ block: "start" });
+        panel.focus({ preventScroll: true });
+        run.click();
+      });
+    });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();

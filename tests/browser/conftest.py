@@ -69,14 +69,20 @@ def _session_cookie(user) -> str:
 
 @pytest.fixture
 def login(browser, live_server, settings):
-    """`login(user=None)` opens a logged-in tab (an agent by default)."""
+    """`login(user=None, viewport=None, color_scheme="light")` opens a logged-in tab (an
+    agent by default), with reduced motion (screenshots and axe see no shimmer)."""
     # Long-polls that outlive a test hold live-server threads; keep them short.
     settings.CARDS_WAIT_SECONDS = 5
     contexts = []
 
-    def open_session(user=None) -> Session:
+    def open_session(user=None, *, viewport=None, color_scheme="light") -> Session:
         user = user or agent_user("browser-agent")
-        context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
+        context = browser.new_context(
+            base_url=live_server.url,
+            viewport=viewport or VIEWPORT,
+            color_scheme=color_scheme,
+            reduced_motion="reduce",
+        )
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
         context.add_cookies(
             [

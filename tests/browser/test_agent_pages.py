@@ -7,56 +7,17 @@ served by the live server itself.
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 from werkzeug import Request, Response
 
-from cards.integrator.example_api import CARD_TITLES
 from cards.live.display import AGENT_REASONS
-from cards.management.commands.seed_demo import demo_seed
+from tests.browser.support import TIMEOUT_MS, VersionedApi
 from tests.cards.cardapi import card
 from tests.factories import CardConfigFactory, CustomerFactory, TenantFactory, UserFactory
 
 pytestmark = pytest.mark.browser
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-TIMEOUT_MS = 10_000
-
-
-class VersionedApi:
-    """Answers every key with "<key> version N" (N counts requests), after `delay` s.
-
-    Keys in `missing` are left out (MISSING_CARD); `ttl` maps keys to timeToLiveSeconds;
-    `extra` maps keys to fixed components. With `gate`, answers wait until it is set.
-    """
-
-    def __init__(self, card_api, *, delay=0.0, ttl=None, missing=(), extra=None, gate=None):
-        self.card_api = card_api
-        self.delay = delay
-        self.gate = gate
-        self.ttl = ttl or {}
-        self.missing = set(missing)
-        self.extra = extra or {}
-        self.count = 0
-        self.lock = threading.Lock()
-        card_api.serve_handler(self.handle)
-
-    def handle(self, request: Request, body: dict) -> Response:
-        if self.gate is not None:
-            self.gate.wait(timeout=10)
-        time.sleep(self.delay)
-        with self.lock:
-            self.count += 1
-            n = self.count
-        cards = []
-        for key in body["cardKeys"]:
-            if key in self.missing:
-                continue
-            components = self.extra.get(key) or [{"componentText": {"text": f"{key} version {n}"}}]
-            cards.append(card(key, components, ttl=self.ttl.get(key)))
-        return Response(json.dumps({"cards": cards}), content_type="application/json")
 
 
 def card_locator(page, key: str, state: str | None = None):
@@ -269,27 +230,4 @@ def test_no_script_runs_from_hostile_card_content(login, card_api):
     assert page.evaluate("typeof window.__xss") == "undefined"
     assert page.locator("#xss, iframe, img, .cc-card script").count() == 0
     assert session.dialogs == []
-    assert session.errors == []
-
-
-def test_screenshots_of_the_customer_page_and_the_directory(login, live_server, settings):
-    """Writes docs/screenshots/{customer,directory}.png from the demo data and example API."""
-    seed = demo_seed(base_url=f"{live_server.url}/examples/cards/")
-    session = login()
-    page = session.page
-
-    session.open(f"/customers/{seed.first_customer.pk}/")
-    expect(page.locator('[data-card-state="loading"]')).to_have_count(0, timeout=TIMEOUT_MS)
-    assert page.locator('.cc-card[data-card-state="loaded"]').count() >= 6
-    for key in ("customer-details", "subscription", "last-order", "usage", "latest-invoice"):
-        assert CARD_TITLES[key] in card_locator(page, key, "loaded").inner_text()
-    assert card_locator(page, "no-data", "hidden").count() == 1
-    assert "Nothing to show" in card_locator(page, "empty").inner_text()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.set_viewport_size({"width": 1280, "height": 1100})
-    page.screenshot(path=str(SCREENSHOTS / "customer.png"))
-
-    session.open("/customers/")
-    assert page.locator("table tbody tr").count() == seed.customers
-    page.screenshot(path=str(SCREENSHOTS / "directory.png"), full_page=True)
     assert session.errors == []

@@ -1,10 +1,10 @@
 """Integrator tools in a real browser (issue 6): the playground as you type, the preview.
 
-Also writes docs/screenshots/{playground,preview}.png for docs/integrator-tools.md.
+Also writes playground.png and preview.png (docs/integrator-tools.md) to the screenshots
+folder (tests/browser/support.py: test-results/ unless `make screenshots`).
 """
 
 import json
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -12,12 +12,11 @@ from playwright.sync_api import expect
 
 from cards.integrator.example_api import example_cards
 from cards.models import CardInstance, CardRequest
+from tests.browser.support import TIMEOUT_MS, screenshot_path
 from tests.factories import CardConfigFactory, CardConfigHeaderFactory, UserFactory
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-TIMEOUT_MS = 10_000
 BADGE_PATH = "components[0].componentRow.rowAsideContent[0].componentBadge.badgeColor"
 # Typed key by key; the bad colour sits on line 5.
 TYPED = """[
@@ -136,7 +135,7 @@ def test_the_playground_lists_warnings_of_a_plain_valid_document(login):
 
 
 def test_screenshot_of_the_playground(login):
-    """docs/screenshots/playground.png: a response with one broken card."""
+    """playground.png: a response with one broken card."""
     document = example_response()
     assert break_first(document["cards"][1], "badgeColor", "PINK")
     assert break_first(document["cards"][1], "plainTextSize", "XL")
@@ -158,13 +157,12 @@ def test_screenshot_of_the_playground(login):
     page.locator("#ci-problems li button").first.click()  # scroll the editor to the problem
     expect(page.locator(f'#ci-marks .ci-mark[data-line="{first_line}"]')).to_have_count(1)
     page.locator("#ci-document").blur()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "playground.png"))
+    page.screenshot(path=screenshot_path("playground.png"))
     assert session.errors == []
 
 
 def test_the_preview_shows_unsaved_values_and_stores_nothing(login, live_server, settings):
-    """Also writes docs/screenshots/preview.png: a signed request to the example API."""
+    """Also writes preview.png: a signed request to the example API."""
     settings.CARDS_SIGNING_SECRETS = ["whsec_docs_screenshot"]
     config = CardConfigFactory(
         title="Subscription",
@@ -218,8 +216,7 @@ def test_the_preview_shows_unsaved_values_and_stores_nothing(login, live_server,
     )
     panel = page.locator("#ci-preview")
     panel.scroll_into_view_if_needed()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    panel.screenshot(path=str(SCREENSHOTS / "preview.png"))
+    panel.screenshot(path=screenshot_path("preview.png"))
     config.refresh_from_db()
     assert config.key == "subscription"  # previewing never saves
     # Admin pages link no favicon, so the browser's own /favicon.ico request is a 404.

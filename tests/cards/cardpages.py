@@ -74,7 +74,7 @@ def ok(response) -> str:
 def card_of(html: str, key: str) -> str:
     """One card element of a page or of an answer ('' when absent)."""
     match = re.search(
-        rf'<(section|div)(?: hx-swap-oob="outerHTML")? id="card-{key}".*?</\1>', html, re.S
+        rf'<(section|div)(?: hx-swap-oob="morph")? id="card-{key}".*?</\1>', html, re.S
     )
     return match.group(0) if match else ""
 

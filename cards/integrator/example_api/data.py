@@ -80,11 +80,16 @@ def _container(*content: Component) -> Component:
     return {"componentContainer": {"containerContent": list(content)}}
 
 
-def _field(label: str, value: Component | str) -> Component:
+def _field(label: str, value: Component | list[Component] | str) -> Component:
     """A label on the left, its value on the right: the staple of a support card."""
     if isinstance(value, str):
         value = _plain(value)
-    return _row([_text(label, color="MUTED")], [value])
+    return _row([_text(label, color="MUTED")], value if isinstance(value, list) else [value])
+
+
+def _copyable(value: str, tooltip: str) -> list[Component]:
+    """A value and its copy button: copy buttons are icons, so the value is shown beside."""
+    return [_plain(value), _copy(value, tooltip)]
 
 
 def _day(value: date) -> str:
@@ -200,12 +205,15 @@ def _customer_details(c: _Customer) -> list[Component]:
         _field("Location", f"{city}, {country}"),
         _field("Orders", str(orders)),
         _field("Lifetime value", _money(lifetime)),
-        _field("External ID", _copy(c.external_id, "Copy external ID") if c.external_id else "—"),
+        _field(
+            "External ID",
+            _copyable(c.external_id, "Copy external ID") if c.external_id else "—",
+        ),
         _field("Company", c.tenant_external_id or "—"),
         _divider("S"),
         _row(
             [_link("Open in CRM", f"https://crm.example.com/customers/{c.code('crm', 10)}")],
-            [_copy(c.id or c.email or "unknown", "Copy customer ID")],
+            _copyable(c.id or c.email or "unknown", "Copy customer ID"),
         ),
     ]
     return components
@@ -289,7 +297,7 @@ def _last_order(c: _Customer) -> list[Component]:
         _divider("XS"),
         _row(
             [_link("View order", f"https://shop.example.com/admin/orders/{order_id[1:]}")],
-            [_copy(order_id, "Copy order number")],
+            _copyable(order_id, "Copy order number"),
         ),
     ]
 
@@ -347,7 +355,7 @@ def _latest_invoice(c: _Customer) -> list[Component]:
         _divider("XS"),
         _row(
             [_link("Download PDF", f"https://billing.example.com/invoices/{number}.pdf")],
-            [_copy(number, "Copy invoice number")],
+            _copyable(number, "Copy invoice number"),
         ),
     ]
 
@@ -386,8 +394,10 @@ def _recent_errors(c: _Customer) -> list[Component]:
                     [_text(f"**{status}** {route}", size="S")],
                     [_plain(f"{at:%d %b, %H:%M} UTC", size="S", color="MUTED")],
                 ),
-                _plain(message, size="S", color="MUTED"),
-                _copy(f"req_{c.code(str(at), 12).lower()}", "Copy request ID"),
+                _row(
+                    [_plain(message, size="S", color="MUTED")],
+                    [_copy(f"req_{c.code(str(at), 12).lower()}", "Copy request ID")],
+                ),
             )
         )
     components.append(

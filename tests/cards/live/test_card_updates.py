@@ -64,7 +64,7 @@ def test_the_poller_long_polls_until_the_load_the_page_started_is_stored(
     answer = ok(poll(agent_client, customer, poller))
 
     loaded = card_of(answer, "plan")
-    assert loaded.startswith('<section hx-swap-oob="outerHTML" id="card-plan"')
+    assert loaded.startswith('<section hx-swap-oob="morph" id="card-plan"')
     assert 'data-card-state="loaded"' in loaded and "plan version 1" in loaded
     assert "loaded <time" in loaded and "stale" not in loaded
     after = poller_of(answer)
@@ -373,7 +373,7 @@ def test_an_answer_costs_the_same_queries_for_1_or_25_settled_cards(agent_client
             answer = ok(
                 poll(agent_client, customer, {"cards": shown(*chosen), "pending": ids(*chosen)})
             )
-        assert answer.count('hx-swap-oob="outerHTML"') == len(chosen)
+        assert answer.count('hx-swap-oob="morph"') == len(chosen)
         return len(captured)
 
     assert queries(configs[:1]) == queries(configs)

@@ -124,8 +124,9 @@ def test_reload_needs_csrf_and_asks_the_api_for_that_key_alone(csrf_client, card
 
     orders = card_of(reloading, "orders")
     assert orders.startswith('<section id="card-orders"')  # it replaces the card in place
-    assert 'data-card-state="loading"' in orders and "cc-card--stale" in orders
-    assert "orders version 1" in orders and "stale · loaded" in orders
+    # Reloaded seconds after it loaded: reloading with its data shown, not "stale".
+    assert 'data-card-state="loading"' in orders and "cc-card--reloading" in orders
+    assert "orders version 1" in orders and "Reloading" in orders and "stale" not in orders
     poller = poller_of(reloading)
     assert 'id="cards-poller" class="cc-poller" hidden hx-swap-oob="outerHTML"' in reloading
     assert poller["trigger"] == "load, card-retry" and poller["pending"] == ids(configs["orders"])
@@ -264,10 +265,10 @@ def test_staff_also_see_the_error_kind_and_detail_escaped(
     assert "<code>STATUS_CODE</code>" in html and "<code>404</code>" in html
     assert "only 200 is processed" in html
     assert "&lt;b&gt;no such customer&lt;/b&gt;" in html and "<b>no such" not in html
-    # A cached integration error is asked again when its 5 minutes are over.
+    # A cached integration error is asked again when its 5 minutes are over (give or take
+    # the second the store and the answer's clock reading may straddle on a busy machine).
     assert poller_of(answer)["trigger"] in {
-        "load delay:300s, card-retry",
-        "load delay:299s, card-retry",
+        f"load delay:{seconds}s, card-retry" for seconds in (299, 300, 301)
     }
 
 
@@ -317,7 +318,7 @@ def test_every_error_kind_has_a_human_reason(agent_client, customer, kind):
 
 
 @loads
-def test_a_retriable_failure_keeps_the_last_good_data_marked_stale(
+def test_a_retriable_failure_keeps_the_last_good_data_with_its_age_and_a_try_again(
     agent_client, card_api, customer
 ):
     CardConfigFactory(key="plan", api_url=card_api.url)
@@ -330,7 +331,9 @@ def test_a_retriable_failure_keeps_the_last_good_data_marked_stale(
 
     failed = card_of(answer, "plan")
     assert 'data-card-state="error"' in failed and AGENT_REASONS[Kind.STATUS_CODE] in failed
-    assert "plan version 1" in failed and "stale · loaded" in failed
+    # The last good data stays, with its age and a next step.
+    assert "plan version 1" in failed and "Showing data loaded <time" in failed
+    assert "Try again" in failed and 'role="alert"' not in failed
     # Not cached: asked again after a pause, not in a tight loop.
     assert poller_of(answer)["trigger"] == f"load delay:{RETRY_AFTER_SECONDS}s, card-retry"
     started = time.monotonic()
