@@ -158,7 +158,7 @@ def test_the_service_refuses_malformed_rows(rows, message):
 def test_a_file_that_cannot_be_parsed_is_a_clear_error(tmp_path):
     with pytest.raises(CommandError, match="is not valid JSON"):
         run(tmp_path, "customers.json", "[{")
-    with pytest.raises(CommandError, match="Line 2 has more cells than the header row"):
+    with pytest.raises(CommandError, match="row 1: line 2 has more cells than the header row"):
         run(tmp_path, "customers.csv", "email\na@example.com,extra\n")
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("import_customers", str(tmp_path / "missing.csv"))

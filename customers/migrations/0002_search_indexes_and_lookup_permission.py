@@ -1,0 +1,44 @@
+# The directory's trigram indexes (PostgreSQL only) and the lookup link's permission.
+
+from django.contrib.postgres.operations import TrigramExtension
+from django.db import migrations
+
+from customers.search import customer_trigram_index, tenant_trigram_index
+
+
+def _postgresql(schema_editor) -> bool:
+    return schema_editor.connection.vendor == "postgresql"
+
+
+def add_trigram_indexes(apps, schema_editor):
+    # Not in the models' Meta: SQLite has no GIN, and it rebuilds tables from Meta.
+    if _postgresql(schema_editor):
+        schema_editor.add_index(apps.get_model("customers", "Customer"), customer_trigram_index())
+        schema_editor.add_index(apps.get_model("customers", "Tenant"), tenant_trigram_index())
+        # A finer histogram of the searched text: with the default (100 values) a surname
+        # held by 1% of customers is estimated at 0.01%, and the plan sorts 10,000 rows
+        # instead of walking the email index until it has a page (90 ms against 3 ms).
+        schema_editor.execute("ALTER INDEX customer_search_trgm ALTER COLUMN 1 SET STATISTICS 1000")
+
+
+def remove_trigram_indexes(apps, schema_editor):
+    if _postgresql(schema_editor):
+        schema_editor.remove_index(apps.get_model("customers", "Customer"), customer_trigram_index())
+        schema_editor.remove_index(apps.get_model("customers", "Tenant"), tenant_trigram_index())
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('customers', '0001_initial'),
+    ]
+
+    operations = [
+        migrations.AlterModelOptions(
+            name='customer',
+            options={'ordering': ['email', 'id'], 'permissions': [('create_from_lookup', 'Can create a customer from a lookup link (with CUSTOMERS_LOOKUP_CREATE)')]},
+        ),
+        # CREATE EXTENSION pg_trgm; a no-op on other databases (Django checks the vendor).
+        TrigramExtension(),
+        migrations.RunPython(add_trigram_indexes, remove_trigram_indexes, elidable=False),
+    ]
