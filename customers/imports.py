@@ -360,6 +360,7 @@ def customers_import(
     *,
     rows: Iterable[Any],
     on_progress: Callable[[str], None] | None = None,
+    progress_every: int = PROGRESS_EVERY,
 ) -> ImportResult:
     """Upsert customers by email (ignoring case) and their tenants by external id.
 
@@ -369,7 +370,7 @@ def customers_import(
     clears it (an empty `tenantExternalId` detaches the tenant). All or nothing: if any
     row is bad, nothing is written and ValidationError lists the problems, the first
     `MAX_LISTED_PROBLEMS` by row, as `row N (email "e"): field: message`. `on_progress`
-    hears a line every `PROGRESS_EVERY` rows and at each step of a long import.
+    hears a line every `progress_every` rows and at each step of a long import.
     """
     if isinstance(rows, str | bytes | dict) or not isinstance(rows, Iterable):
         raise ValidationError("The file must hold a list of customers.")
@@ -388,10 +389,10 @@ def customers_import(
             if len(batch) >= BATCH_ROWS:
                 _staging_write(cursor, batch)
                 batch.clear()
-            if number % PROGRESS_EVERY == 0:
+            if number % progress_every == 0:
                 report(f"{number:,} rows read")
         _staging_write(cursor, batch)
-        long = number >= PROGRESS_EVERY
+        long = number >= progress_every
         if long:
             report(f"{number:,} rows read; checking them against each other")
         _staging_index(cursor)
