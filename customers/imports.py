@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from customers.models import Customer, Tenant
+from customers.search import customer_trigram_index, customer_trigram_index_add
 
 # Import field -> max length, from the model columns they fill.
 IMPORT_FIELDS = {
@@ -35,6 +36,10 @@ _ABSENT = object()
 BATCH_ROWS = 5_000
 PROGRESS_EVERY = 100_000
 MAX_LISTED_PROBLEMS = 100
+# A PostgreSQL import that creates at least this many customers, and at least as many as
+# the table holds (a first load, an onboarding), rebuilds the search index once instead of
+# keeping it up row by row (measured on 50,000 rows: 3.5 s + 3.4 s against 18.8 s).
+BULK_REBUILD_MIN_ROWS = 50_000
 _TABLE = "customers_import_rows"
 _COLUMNS = (
     "n",
@@ -314,9 +319,22 @@ def _upsert_tenants(cursor) -> tuple[int, int]:
     return created, updated
 
 
-def _upsert_customers(cursor) -> tuple[int, int, int]:
+def _bulk_load(cursor, *, new: int, min_rows: int) -> bool:
+    """Whether inserting `new` customers is a bulk load (BULK_REBUILD_MIN_ROWS)."""
+    if not _postgresql() or new < min_rows:
+        return False
+    cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'customers_customer'::regclass")
+    (estimate,) = cursor.fetchone()  # -1 until the table was first analysed
+    return new >= estimate
+
+
+def _upsert_customers(cursor, *, staged: int, bulk_min_rows: int) -> tuple[int, int, int]:
     """Update the customers the file matches, then insert the others: (created, updated,
-    unchanged)."""
+    unchanged).
+
+    A bulk load drops the search index and builds it again after the insert, in this
+    transaction: that holds an exclusive lock on the customers table (pages that read
+    customers wait) until the import commits, which a first load can afford."""
     differ = "IS DISTINCT FROM" if _postgresql() else "IS NOT"  # null-safe "!="
     cursor.execute(
         """SELECT COUNT(*) FROM customers_import_rows s
@@ -340,6 +358,10 @@ def _upsert_customers(cursor) -> tuple[int, int, int]:
         """  # noqa: S608
     )
     updated = cursor.rowcount
+    bulk = _bulk_load(cursor, new=staged - matched, min_rows=bulk_min_rows)
+    if bulk:
+        with connection.schema_editor() as editor:
+            editor.remove_index(Customer, customer_trigram_index())
     cursor.execute(
         """
         INSERT INTO customers_customer
@@ -353,7 +375,16 @@ def _upsert_customers(cursor) -> tuple[int, int, int]:
         """,
         [connection.ops.adapt_datetimefield_value(timezone.now())],
     )
-    return cursor.rowcount, updated, matched - updated
+    created = cursor.rowcount
+    if bulk:
+        # The deferred foreign key checks of the insert first: CREATE INDEX refuses to run
+        # on a table with pending trigger events.
+        connection.check_constraints(table_names=["customers_customer"])
+        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")  # until commit
+        with connection.schema_editor() as editor:
+            customer_trigram_index_add(editor, Customer)
+        cursor.execute("ANALYZE customers_customer")  # the plans need the new rows' stats
+    return created, updated, matched - updated
 
 
 def customers_import(
@@ -361,6 +392,7 @@ def customers_import(
     rows: Iterable[Any],
     on_progress: Callable[[str], None] | None = None,
     progress_every: int = PROGRESS_EVERY,
+    bulk_min_rows: int = BULK_REBUILD_MIN_ROWS,
 ) -> ImportResult:
     """Upsert customers by email (ignoring case) and their tenants by external id.
 
@@ -370,7 +402,9 @@ def customers_import(
     clears it (an empty `tenantExternalId` detaches the tenant). All or nothing: if any
     row is bad, nothing is written and ValidationError lists the problems, the first
     `MAX_LISTED_PROBLEMS` by row, as `row N (email "e"): field: message`. `on_progress`
-    hears a line every `progress_every` rows and at each step of a long import.
+    hears a line every `progress_every` rows and at each step of a long import. On
+    PostgreSQL, creating at least `bulk_min_rows` customers, and as many as the table
+    held, is a bulk load (`_upsert_customers`).
     """
     if isinstance(rows, str | bytes | dict) or not isinstance(rows, Iterable):
         raise ValidationError("The file must hold a list of customers.")
@@ -379,13 +413,14 @@ def customers_import(
     with transaction.atomic(), connection.cursor() as cursor:
         _staging_create(cursor)
         batch: list[tuple] = []
-        number = 0
+        number = staged = 0
         for number, raw in enumerate(rows, start=1):
             row = _parse_row(number, raw)
             for message in row.errors:
                 problems.add(number, row.email, message)
             if not row.errors:
                 batch.append(row.staged())
+                staged += 1
             if len(batch) >= BATCH_ROWS:
                 _staging_write(cursor, batch)
                 batch.clear()
@@ -402,7 +437,9 @@ def customers_import(
         if long:
             report("writing tenants and customers")
         tenants_created, tenants_updated = _upsert_tenants(cursor)
-        created, updated, unchanged = _upsert_customers(cursor)
+        created, updated, unchanged = _upsert_customers(
+            cursor, staged=staged, bulk_min_rows=bulk_min_rows
+        )
         if not _postgresql():  # PostgreSQL drops it at commit
             cursor.execute(f"DROP TABLE {_TABLE}")
     return ImportResult(

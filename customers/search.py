@@ -51,6 +51,16 @@ def customer_trigram_index() -> GinIndex:
     )
 
 
+def customer_trigram_index_add(schema_editor, model) -> None:
+    """Build the customers' trigram index (migration 0002, and a bulk import that took it
+    down to load faster), with a finer histogram of the searched text: with the default
+    (100 values) a surname held by 1% of customers is estimated at 0.01%, and the plan
+    sorts 10,000 rows instead of walking the email index until it has a page (measured on
+    a million customers: 90 ms against 3 ms)."""
+    schema_editor.add_index(model, customer_trigram_index())
+    schema_editor.execute("ALTER INDEX customer_search_trgm ALTER COLUMN 1 SET STATISTICS 1000")
+
+
 def tenant_trigram_index() -> GinIndex:
     return GinIndex(
         OpClass(Upper(tenant_search_text()), name="gin_trgm_ops"), name="tenant_search_trgm"

@@ -5,6 +5,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from customers.models import Customer, Tenant
 from customers.services import customers_import
@@ -260,3 +261,30 @@ def test_an_unknown_csv_column_or_a_missing_email_column_is_refused_up_front(tmp
     with pytest.raises(CommandError, match="the header row has no email column"):
         run(tmp_path, "customers.csv", "fullName\nA\n")
     assert not Customer.objects.exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the bulk load: PostgreSQL")
+def test_a_bulk_load_rebuilds_the_search_index_and_a_failed_one_keeps_it():
+    from django.core.exceptions import ValidationError
+
+    def search_index() -> tuple:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT i.indexdef, a.attstattarget FROM pg_indexes i JOIN pg_attribute a "
+                "ON a.attrelid = (quote_ident(i.indexname))::regclass "
+                "WHERE i.indexname = 'customer_search_trgm'"
+            )
+            return cursor.fetchone()
+
+    before = search_index()
+    rows = [{"email": f"user{n}@example.com", "fullName": f"Kim {n}"} for n in range(30)]
+
+    with pytest.raises(ValidationError):
+        customers_import(rows=[*rows, {"email": "bad"}], bulk_min_rows=10)
+    assert search_index() == before and not Customer.objects.exists()
+
+    result = customers_import(rows=rows, bulk_min_rows=10)
+
+    assert result.created == 30
+    assert search_index() == before and before[1] == 1000
+    assert Customer.objects.filter(full_name="Kim 7").exists()
