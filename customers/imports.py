@@ -11,13 +11,15 @@ Everything runs in one transaction; any problem, or any error, leaves the databa
 was. Measured (bench B14): 1,000,000 new customers on PostgreSQL in under two minutes.
 """
 
+import functools
+import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
+from django.core.validators import EmailValidator, validate_email
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -53,6 +55,25 @@ _COLUMNS = (
     "tenant_external_id",
     "tenant_name",
 )
+
+
+# Django's email check (`validate_email`), with its own patterns, made cheaper for a
+# million rows: the user part's pattern compiled once (not through the lazy proxy), and the
+# verdict on each domain remembered, since a file's emails share few domains.
+_EMAIL_USER = re.compile(EmailValidator.user_regex.pattern, EmailValidator.user_regex.flags)
+
+
+@functools.lru_cache(maxsize=10_000)
+def _email_domain_ok(domain: str) -> bool:
+    return domain in validate_email.domain_allowlist or validate_email.validate_domain_part(domain)
+
+
+def _email_ok(value: str) -> bool:
+    """What `validate_email(value)` accepts (the same steps, in its order)."""
+    if not value or "@" not in value or len(value) > 320:
+        return False
+    user, domain = value.rsplit("@", 1)
+    return bool(_EMAIL_USER.match(user)) and _email_domain_ok(domain)
 
 
 @dataclass(frozen=True)
@@ -144,9 +165,7 @@ def _parse_row(number: int, raw: Any) -> _Row:
         row.errors.append("email: is required")
     elif email:
         row.email = email
-        try:
-            validate_email(email)
-        except ValidationError:
+        if not _email_ok(email):
             row.errors.append(f'email: "{email}" is not a valid email address')
     row.external_id = values.get("externalId", _ABSENT)
     row.full_name = values.get("fullName", _ABSENT)

@@ -288,3 +288,41 @@ def test_a_bulk_load_rebuilds_the_search_index_and_a_failed_one_keeps_it():
     assert result.created == 30
     assert search_index() == before and before[1] == 1000
     assert Customer.objects.filter(full_name="Kim 7").exists()
+
+
+EMAILS = [
+    "a@b.co",
+    "a..b@x.com",
+    ".a@x.com",
+    "a@localhost",
+    "a@[127.0.0.1]",
+    '"q u"@x.com',
+    "a@xn--bcher-kva.ch",
+    "a@bücher.ch",
+    "a@x",
+    "a@-x.com",
+    "a@x.com.",
+    "a b@x.com",
+    "ü@x.com",
+    "x" * 320 + "@x.com",
+]
+
+
+@pytest.mark.parametrize("email", EMAILS)
+def test_the_import_accepts_exactly_the_emails_djangos_validator_accepts(email):
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    try:
+        validate_email(email)
+        valid = True
+    except ValidationError:
+        valid = False
+
+    try:
+        customers_import(rows=[{"email": email}])
+        imported = True
+    except ValidationError:
+        imported = False
+
+    assert imported == valid
