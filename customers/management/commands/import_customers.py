@@ -2,6 +2,7 @@ import csv
 import io
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -103,9 +104,11 @@ class Command(BaseCommand):
             else:
                 rows = _csv_rows(file, text) if kind == "csv" else _json_lines(text)
 
+            started = time.monotonic()
+
             def progress(line: str) -> None:
                 if verbosity >= 1:
-                    self.stdout.write(f"{file}: {line}")
+                    self.stdout.write(f"{file}: {line} ({time.monotonic() - started:.0f} s)")
 
             try:
                 result = customers_import(rows=rows, on_progress=progress)
