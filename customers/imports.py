@@ -241,34 +241,55 @@ def _staging_write(cursor, rows: list[tuple]) -> None:
         cursor.executemany(f"INSERT INTO {_TABLE} ({columns}) VALUES ({marks})", rows)  # noqa: S608
 
 
-def _staging_index(cursor) -> None:
-    cursor.execute(f"CREATE INDEX {_TABLE}_n ON {_TABLE} (n)")
-    cursor.execute(f"CREATE INDEX {_TABLE}_email ON {_TABLE} (LOWER(email))")
-    cursor.execute(f"CREATE INDEX {_TABLE}_external_id ON {_TABLE} (external_id)")
-    cursor.execute(f"CREATE INDEX {_TABLE}_tenant ON {_TABLE} (tenant_external_id)")
-    # Nothing analyses a temporary table on its own; the plans below need its size.
-    cursor.execute(f"ANALYZE {_TABLE}")
+def _staging_prepare(cursor) -> None:
+    """Ready the staged rows for the checks and writes: statistics (nothing analyses a
+    temporary table on its own), indexes on SQLite (it joins by nested loops; PostgreSQL
+    hashes, and sorts for the window functions), and the tenants the file names, each
+    with its first row's name, in a small table of their own."""
+    if not _postgresql():
+        cursor.execute("CREATE INDEX customers_import_rows_n ON customers_import_rows (n)")
+        cursor.execute(
+            "CREATE INDEX customers_import_rows_email ON customers_import_rows (LOWER(email))"
+        )
+        cursor.execute(
+            "CREATE INDEX customers_import_rows_tenant "
+            "ON customers_import_rows (tenant_external_id)"
+        )
+    cursor.execute("ANALYZE customers_import_rows")
+    cursor.execute("DROP TABLE IF EXISTS customers_import_tenants")
+    cursor.execute(
+        f"""
+        CREATE TEMPORARY TABLE customers_import_tenants
+        {" ON COMMIT DROP" if _postgresql() else ""} AS
+        SELECT r.tenant_external_id AS external_id, r.tenant_name AS name, r.n AS first_n
+        FROM customers_import_rows r
+        JOIN (SELECT MIN(n) AS n FROM customers_import_rows
+              WHERE tenant_name IS NOT NULL AND tenant_external_id IS NOT NULL
+              GROUP BY tenant_external_id) f ON f.n = r.n
+        """  # noqa: S608 (no value in it)
+    )
+    cursor.execute("ANALYZE customers_import_tenants")
 
 
 # The checks that need the whole file: (SQL giving row, email and the message's values,
-# the message). Each reads at most MAX_LISTED_PROBLEMS + 1 rows.
+# the message). Each reads at most MAX_LISTED_PROBLEMS + 1 rows, and each is one pass
+# (a sort for a window, or hash joins), whatever the file's size.
 _CHECKS = [
     (
-        """SELECT s.n, s.email, f.first_n FROM customers_import_rows s
-        JOIN (SELECT LOWER(email) AS k, MIN(n) AS first_n FROM customers_import_rows
-              GROUP BY LOWER(email) HAVING COUNT(*) > 1) f ON LOWER(s.email) = f.k
-        WHERE s.n > f.first_n ORDER BY s.n LIMIT %s""",
+        """SELECT n, email, first_n FROM (
+            SELECT n, email, MIN(n) OVER (PARTITION BY LOWER(email)) AS first_n
+            FROM customers_import_rows) d
+        WHERE n > first_n ORDER BY n LIMIT %s""",
         lambda first: (
             f"email: also in row {first} (emails are compared ignoring case); "
             "each customer may appear once"
         ),
     ),
     (
-        """SELECT s.n, s.email, s.external_id, f.first_n FROM customers_import_rows s
-        JOIN (SELECT external_id, MIN(n) AS first_n FROM customers_import_rows
-              WHERE external_id IS NOT NULL GROUP BY external_id HAVING COUNT(*) > 1) f
-          ON s.external_id = f.external_id
-        WHERE s.n > f.first_n ORDER BY s.n LIMIT %s""",
+        """SELECT n, email, external_id, first_n FROM (
+            SELECT n, email, external_id, MIN(n) OVER (PARTITION BY external_id) AS first_n
+            FROM customers_import_rows WHERE external_id IS NOT NULL) d
+        WHERE n > first_n ORDER BY n LIMIT %s""",
         lambda external_id, first: f'externalId: "{external_id}" is also given in row {first}',
     ),
     (
@@ -281,13 +302,10 @@ _CHECKS = [
         ),
     ),
     (
-        """SELECT s.n, s.email, s.tenant_name, f.tenant_name, s.tenant_external_id, f.n
+        """SELECT s.n, s.email, s.tenant_name, t.name, s.tenant_external_id, t.first_n
         FROM customers_import_rows s
-        JOIN (SELECT tenant_external_id, MIN(n) AS first_n FROM customers_import_rows
-              WHERE tenant_name IS NOT NULL AND tenant_external_id IS NOT NULL
-              GROUP BY tenant_external_id) m ON m.tenant_external_id = s.tenant_external_id
-        JOIN customers_import_rows f ON f.n = m.first_n
-        WHERE s.tenant_name IS NOT NULL AND s.tenant_name <> f.tenant_name
+        JOIN customers_import_tenants t ON t.external_id = s.tenant_external_id
+        WHERE s.tenant_name IS NOT NULL AND s.tenant_name <> t.name
         ORDER BY s.n LIMIT %s""",
         lambda name, first_name, ext_id, first: (
             f'tenantName: "{name}" differs from '
@@ -297,8 +315,8 @@ _CHECKS = [
     (
         """SELECT s.n, s.email, s.tenant_external_id FROM customers_import_rows s
         WHERE s.tenant_external_id IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM customers_import_rows o WHERE o.tenant_name IS NOT NULL
-                          AND o.tenant_external_id = s.tenant_external_id)
+          AND NOT EXISTS (SELECT 1 FROM customers_import_tenants o
+                          WHERE o.external_id = s.tenant_external_id)
           AND NOT EXISTS (SELECT 1 FROM customers_tenant t
                           WHERE t.external_id = s.tenant_external_id)
         ORDER BY s.n LIMIT %s""",
@@ -316,12 +334,7 @@ def _check_across_rows(cursor, problems: _Problems) -> None:
 
 def _upsert_tenants(cursor) -> tuple[int, int]:
     """Create or rename the tenants the file names (each by its first row's name)."""
-    cursor.execute(
-        """SELECT s.tenant_external_id, s.tenant_name FROM customers_import_rows s
-        WHERE s.n IN (SELECT MIN(n) FROM customers_import_rows
-                      WHERE tenant_name IS NOT NULL AND tenant_external_id IS NOT NULL
-                      GROUP BY tenant_external_id)"""
-    )
+    cursor.execute("SELECT external_id, name FROM customers_import_tenants")
     names = dict(cursor.fetchall())  # one entry per tenant, not per customer
     created = updated = 0
     ext_ids = list(names)
@@ -430,6 +443,9 @@ def customers_import(
     report = on_progress or (lambda _line: None)
     problems = _Problems()
     with transaction.atomic(), connection.cursor() as cursor:
+        if _postgresql():
+            # The checks sort and hash the whole file once each: in memory, not on disk.
+            cursor.execute("SET LOCAL work_mem = '64MB'")
         _staging_create(cursor)
         batch: list[tuple] = []
         number = staged = 0
@@ -449,7 +465,7 @@ def customers_import(
         long = number >= progress_every
         if long:
             report(f"{number:,} rows read; checking them against each other")
-        _staging_index(cursor)
+        _staging_prepare(cursor)
         _check_across_rows(cursor, problems)
         if problems.listed:
             raise ValidationError(problems.messages())
@@ -459,7 +475,8 @@ def customers_import(
         created, updated, unchanged = _upsert_customers(
             cursor, staged=staged, bulk_min_rows=bulk_min_rows
         )
-        if not _postgresql():  # PostgreSQL drops it at commit
+        if not _postgresql():  # PostgreSQL drops them at commit
+            cursor.execute("DROP TABLE customers_import_tenants")
             cursor.execute(f"DROP TABLE {_TABLE}")
     return ImportResult(
         created=created,
