@@ -67,6 +67,14 @@ class Customer(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["last_viewed_at"], name="customer_last_viewed_idx")]
+        # The search's trigram indexes are PostgreSQL-only, so they live in migration 0002
+        # and not here (SQLite rebuilds tables from this list: customers/search.py).
+        permissions = [
+            (
+                "create_from_lookup",
+                "Can create a customer from a lookup link (with CUSTOMERS_LOOKUP_CREATE)",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.full_name} <{self.email}>" if self.full_name else self.email

@@ -8,5 +8,6 @@ app_name = "customers"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customers:directory"), name="home"),
     path("customers/", views.customer_directory, name="directory"),
+    path("customers/lookup/", views.customer_lookup_link, name="lookup"),
     path("customers/<id:pk>/", views.customer_detail, name="detail"),
 ]

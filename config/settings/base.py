@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Trigram indexes for the directory's search (customers/search.py); harmless on SQLite.
+    "django.contrib.postgres",
     "customers",
     "cards",
 ]
@@ -263,3 +265,8 @@ CARDS_DISPATCH_BATCH_SIZE = env.int("CARDS_DISPATCH_BATCH_SIZE", default=2000)
 # pause between them. Prefork enforces them; on the threads pool the request deadline does.
 CELERY_TASK_SOFT_TIME_LIMIT = int(2 * CARDS_REQUEST_TIMEOUT_SECONDS + CARDS_RETRY_DELAY_SECONDS + 5)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 10
+
+# The lookup link (/customers/lookup/?email=...) may offer to create an unknown customer,
+# to agents with the customers.create_from_lookup permission only (README "Open a customer
+# from another tool").
+CUSTOMERS_LOOKUP_CREATE = env.bool("CUSTOMERS_LOOKUP_CREATE", default=False)

@@ -5,6 +5,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from customers.models import Customer, Tenant
 from customers.services import customers_import
@@ -158,7 +159,170 @@ def test_the_service_refuses_malformed_rows(rows, message):
 def test_a_file_that_cannot_be_parsed_is_a_clear_error(tmp_path):
     with pytest.raises(CommandError, match="is not valid JSON"):
         run(tmp_path, "customers.json", "[{")
-    with pytest.raises(CommandError, match="Line 2 has more cells than the header row"):
+    with pytest.raises(CommandError, match="row 1: line 2 has more cells than the header row"):
         run(tmp_path, "customers.csv", "email\na@example.com,extra\n")
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("import_customers", str(tmp_path / "missing.csv"))
+
+
+# --- Streaming: big files, JSON lines, progress ---------------------------------------------
+
+
+def many_rows_csv(count: int, *, bad_row: int | None = None) -> str:
+    lines = ["email,externalId,fullName,tenantExternalId,tenantName"]
+    for n in range(1, count + 1):
+        email = "not-an-email" if n == bad_row else f"user{n}@example.com"
+        lines.append(f"{email},ext{n},User {n},t{n % 7},Tenant {n % 7}")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_file_beyond_sqlites_parameter_limit_is_imported_in_batches(tmp_path):
+    CustomerFactory(email="USER7@example.com", external_id="ext7", full_name="Old")
+
+    output = run(tmp_path, "many.csv", many_rows_csv(2_500))
+
+    assert "Customers: 2499 created, 1 updated, 0 unchanged. Tenants: 7 created" in output
+    assert Customer.objects.count() == 2_500
+    user7 = Customer.objects.get(external_id="ext7")
+    assert (user7.email, user7.full_name, user7.tenant.name) == (
+        "user7@example.com",
+        "User 7",
+        "Tenant 0",
+    )
+    assert "0 created, 0 updated, 2500 unchanged" in run(
+        tmp_path, "again.csv", many_rows_csv(2_500)
+    )
+
+
+def test_a_bad_row_in_the_middle_of_a_streamed_file_changes_nothing_and_is_named(tmp_path):
+    kept = CustomerFactory(email="user5@example.com", full_name="Kept", external_id="keep")
+
+    with pytest.raises(CommandError) as raised:
+        run(tmp_path, "many.csv", many_rows_csv(2_500, bad_row=1_234))
+
+    message = str(raised.value)
+    assert "nothing changed" in message
+    assert 'row 1234 (email "not-an-email"): email: "not-an-email" is not a valid email' in message
+    assert len(message.splitlines()) == 2  # the first line and the one problem
+    kept.refresh_from_db()
+    assert (kept.full_name, kept.external_id) == ("Kept", "keep")
+    assert Customer.objects.count() == 1 and not Tenant.objects.exists()
+
+
+def test_json_lines_are_streamed_and_a_bad_line_is_named(tmp_path):
+    good = "\n".join(
+        json.dumps({"email": f"u{n}@example.com", "fullName": f"U {n}"}) for n in range(3)
+    )
+    output = run(tmp_path, "customers.jsonl", good + "\n\n")
+    assert "Customers: 3 created" in output
+
+    with pytest.raises(CommandError) as raised:
+        run(tmp_path, "more.jsonl", '{"email": "x@example.com"}\n{"email": \n')
+    assert "row 2: line 2 is not valid JSON" in str(raised.value)
+    assert Customer.objects.count() == 3
+
+
+def test_json_lines_are_recognised_by_content(tmp_path):
+    output = run(tmp_path, "export.txt", '{"email": "a@example.com"}\n{"email": "b@example.com"}\n')
+
+    assert "Customers: 2 created" in output
+
+
+def test_the_service_reports_progress_on_long_imports():
+    lines = []
+    rows = ({"email": f"u{n}@example.com"} for n in range(2_500))
+
+    result = customers_import(rows=rows, on_progress=lines.append, progress_every=1_000)
+
+    assert result.created == 2_500
+    assert lines == [
+        "1,000 rows read",
+        "2,000 rows read",
+        "2,500 rows read; checking them against each other",
+        "writing tenants and customers",
+    ]
+
+
+def test_only_the_first_hundred_problems_are_listed():
+    from django.core.exceptions import ValidationError
+
+    rows = [{"email": f"bad{n}"} for n in range(1, 251)]
+    with pytest.raises(ValidationError) as raised:
+        customers_import(rows=rows)
+
+    messages = raised.value.messages
+    assert len(messages) == 101 and messages[0].startswith('row 1 (email "bad1")')
+    assert messages[99].startswith("row 100 ") and "only the first 100" in messages[100]
+
+
+def test_an_unknown_csv_column_or_a_missing_email_column_is_refused_up_front(tmp_path):
+    with pytest.raises(CommandError, match="unknown column 'mail' in the header row"):
+        run(tmp_path, "customers.csv", "mail,fullName\na@example.com,A\n")
+    with pytest.raises(CommandError, match="the header row has no email column"):
+        run(tmp_path, "customers.csv", "fullName\nA\n")
+    assert not Customer.objects.exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the bulk load: PostgreSQL")
+def test_a_bulk_load_rebuilds_the_search_index_and_a_failed_one_keeps_it():
+    from django.core.exceptions import ValidationError
+
+    def search_index() -> tuple:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT i.indexdef, a.attstattarget FROM pg_indexes i JOIN pg_attribute a "
+                "ON a.attrelid = (quote_ident(i.indexname))::regclass "
+                "WHERE i.indexname = 'customer_search_trgm'"
+            )
+            return cursor.fetchone()
+
+    before = search_index()
+    rows = [{"email": f"user{n}@example.com", "fullName": f"Kim {n}"} for n in range(30)]
+
+    with pytest.raises(ValidationError):
+        customers_import(rows=[*rows, {"email": "bad"}], bulk_min_rows=10)
+    assert search_index() == before and not Customer.objects.exists()
+
+    result = customers_import(rows=rows, bulk_min_rows=10)
+
+    assert result.created == 30
+    assert search_index() == before and before[1] == 1000
+    assert Customer.objects.filter(full_name="Kim 7").exists()
+
+
+EMAILS = [
+    "a@b.co",
+    "a..b@x.com",
+    ".a@x.com",
+    "a@localhost",
+    "a@[127.0.0.1]",
+    '"q u"@x.com',
+    "a@xn--bcher-kva.ch",
+    "a@bücher.ch",
+    "a@x",
+    "a@-x.com",
+    "a@x.com.",
+    "a b@x.com",
+    "ü@x.com",
+    "x" * 320 + "@x.com",
+]
+
+
+@pytest.mark.parametrize("email", EMAILS)
+def test_the_import_accepts_exactly_the_emails_djangos_validator_accepts(email):
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    try:
+        validate_email(email)
+        valid = True
+    except ValidationError:
+        valid = False
+
+    try:
+        customers_import(rows=[{"email": email}])
+        imported = True
+    except ValidationError:
+        imported = False
+
+    assert imported == valid
