@@ -76,7 +76,10 @@ def cards_panel(*, request: HttpRequest, customer: Customer, force: bool = False
     cards = [
         CardDisplay(
             view,
-            pending=is_claimed(view) or (not unavailable and (force or view.needs_load)),
+            # A fresh card someone reloads ahead of expiry is shown as it is (fresh);
+            # the poller still learns its next version at expiry or on the next ask.
+            pending=(is_claimed(view) and not view.fresh)
+            or (not unavailable and (force or view.needs_load)),
             reload_url=reload_url(view.key),
             unavailable=unavailable,
         )

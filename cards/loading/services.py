@@ -128,7 +128,6 @@ def cards_claim(
         config_ids=[config.pk for config in configs],
         token=token,
         now=now,
-        dead_before=now - timedelta(seconds=settings.CARDS_CLAIM_DEAD_AFTER_SECONDS),
         stale_before=None if force else (stale_before or now),
     )
     return token, _attach(instances, customer=customer, configs=configs)
@@ -164,13 +163,16 @@ def cards_claim_take_over(
     return new_token, _attach(instances, customer=customer, configs=configs)
 
 
-def cards_claim_release(*, customer: Customer, token: str) -> int:
-    """Give up a claim nobody will load (the broker refused the task).
+def cards_claim_release(*, customer_id: int, token: str) -> int:
+    """Give up a claim nobody will complete (the broker refused the task, the load
+    failed, the process is stopping); the number of rows released.
 
-    The rows stay `loading` without a claim: they show what they had and the next view
-    claims them again.
+    The rows keep their last outcome: they show what they had, and the next view or
+    dispatcher claims them again. Releasing never moves `updated_at` (a page's version).
     """
-    return CardInstance.objects.filter(customer=customer, claim_token=token).update(
+    if not token:
+        return 0
+    return CardInstance.objects.filter(customer_id=customer_id, claim_token=token).update(
         claimed_at=None, claim_token=""
     )
 
@@ -402,11 +404,13 @@ def cards_purge(*, now: datetime | None = None, batch_size: int | None = None) -
     batch_size = batch_size or settings.CARDS_PURGE_BATCH_SIZE
     cutoff = now - timedelta(seconds=settings.CARDS_PURGE_AFTER_SECONDS)
     report = PurgeReport()
+    # A row under a live claim is never deleted: its loader is about to store into it.
+    free = CardInstance.claim_free_q(now)
     report.instances = _delete_in_batches(
-        CardInstance.objects.filter(expires_at__lt=cutoff), batch_size
+        CardInstance.objects.filter(free, expires_at__lt=cutoff), batch_size
     ) + _delete_in_batches(
-        # Rows whose load never finished have no expiry: their last change counts.
-        CardInstance.objects.filter(expires_at__isnull=True, updated_at__lt=cutoff),
+        # Rows whose first load never finished have no expiry: their last store counts.
+        CardInstance.objects.filter(free, expires_at__isnull=True, updated_at__lt=cutoff),
         batch_size,
     )
     log_cutoff = now - timedelta(seconds=settings.CARDS_REQUEST_LOG_RETENTION_SECONDS)
@@ -426,15 +430,12 @@ def _delete_in_batches(queryset: QuerySet, batch_size: int) -> int:
         )
         if not ids:
             return deleted
-        count, _ = queryset.model.objects.filter(pk__in=ids).delete()
+        # The filter again, in the DELETE itself: a row claimed since it was read stays.
+        count, _ = queryset.filter(pk__in=ids).delete()
         deleted += count
         after = ids[-1]
 
 
 def instance_needs_load(instance: CardInstance | None, *, now: datetime) -> bool:
-    """Missing, expired, or loading under a dead claim (SPEC §7 "open a customer")."""
-    if instance is None:
-        return True
-    if instance.state == State.LOADING:
-        return not instance.claim_is_live(now)
-    return not instance.is_fresh(now)
+    """Missing, or nobody loading it and its outcome missing or expired (SPEC §7)."""
+    return instance is None or instance.needs_load(now)

@@ -115,7 +115,12 @@ def test_the_wait_gathers_batch_mates_that_settle_right_after_the_first(customer
         time.sleep(after)
         at = timezone.now()
         CardInstance.objects.filter(config=config).update(
-            state=State.LOADED, loaded_at=at, expires_at=at + timedelta(minutes=5), updated_at=at
+            state=State.LOADED,
+            loaded_at=at,
+            expires_at=at + timedelta(minutes=5),
+            updated_at=at,
+            claimed_at=None,
+            claim_token="",
         )
         close_old_connections()
 
