@@ -221,13 +221,19 @@ class CardRequest(models.Model):
     is a plain filter. `error_detail` keeps the full diagnosis of a failure.
     """
 
-    config = models.ForeignKey(CardConfig, on_delete=models.CASCADE, related_name="requests")
+    # Not database constraints: a load that finishes while its config or customer is
+    # being deleted still commits (its rows for them are left without their key, and
+    # purged with the log). Deleting through Django still cascades (or nulls).
+    config = models.ForeignKey(
+        CardConfig, on_delete=models.CASCADE, related_name="requests", db_constraint=False
+    )
     customer = models.ForeignKey(
         "customers.Customer",
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
+        db_constraint=False,
     )
     batch_id = models.CharField(max_length=32)
     keys = models.JSONField(default=list, help_text="Every key the request carried.")

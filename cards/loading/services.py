@@ -227,44 +227,79 @@ def cards_load_claimed(
     before_request: Callable[[Batch], None] | None = None,
 ) -> LoadReport:
     """Fetch and store cards claimed with `token` (their configs attached, headers
-    prefetched), batches concurrently; `cards_load` after its claim."""
+    prefetched), batches concurrently; `cards_load` after its claim.
+
+    Each batch is stored on its own as soon as it is fetched: a batch that fails (to
+    fetch or to store) costs only its own cards, and whatever goes wrong, no claim of
+    this load outlives it (the cards it did not store are released, for the next view).
+    The customer arrives with its tenant (`customer_get`): the request bodies are built
+    here, on this thread, so the fetch threads never touch the database.
+    """
     report = LoadReport()
     if not instances:
         return report
     by_config = {instance.config_id: instance for instance in instances}
     batches = batches_for(instance.config for instance in instances)
-    if len(batches) == 1:
-        results = [(batches[0], _fetch_batch(customer, batches[0], before_request))]
-    else:
-        futures = {
-            _fetch_pool.submit(_fetch_batch, customer, b, before_request): b for b in batches
-        }
-        results = ((futures[f], f.result()) for f in as_completed(futures))
-    for batch, (exchanges, outcomes) in results:
-        report.requests += len(exchanges)
-        _store_outcomes(
-            customer=customer,
-            batch=batch,
-            exchanges=exchanges,
-            outcomes=outcomes,
-            instances=[by_config[config.pk] for config in batch.configs],
-            token=token,
-        )
-        report.instances.extend(by_config[config.pk] for config in batch.configs)
+    failed = False
+    try:
+        bodies = [build_request_body(customer=customer, keys=batch.keys) for batch in batches]
+        if len(batches) == 1:
+            results = [(batches[0], lambda: _fetch_batch(batches[0], bodies[0], before_request))]
+        else:
+            futures = {
+                _fetch_pool.submit(_fetch_batch, batch, body, before_request): batch
+                for batch, body in zip(batches, bodies, strict=True)
+            }
+            results = ((futures[f], f.result) for f in as_completed(futures))
+        for batch, fetched in results:
+            batch_instances = [by_config[config.pk] for config in batch.configs]
+            try:
+                exchanges, outcomes = fetched()
+                report.requests += len(exchanges)
+                _store_outcomes(
+                    customer=customer,
+                    batch=batch,
+                    exchanges=exchanges,
+                    outcomes=outcomes,
+                    instances=batch_instances,
+                    token=token,
+                )
+            except Exception:
+                failed = True
+                logger.exception(
+                    "Loading cards %s of customer %s failed; their claim is released",
+                    ",".join(batch.keys),
+                    customer.pk,
+                )
+            report.instances.extend(batch_instances)
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if failed:
+            _release_quietly(customer_id=customer.pk, token=token)
     return report
 
 
+def _release_quietly(*, customer_id: int, token: str) -> None:
+    """Release what is left of a failed load's claim; a failure to do so is logged (the
+    claim then dies on its own, CARDS_CLAIM_DEAD_AFTER_SECONDS)."""
+    try:
+        cards_claim_release(customer_id=customer_id, token=token)
+    except Exception:
+        logger.exception("Could not release claim %s of customer %s", token, customer_id)
+
+
 def _fetch_batch(
-    customer: Customer,
     batch: Batch,
+    body: bytes,
     before_request: Callable[[Batch], None] | None = None,
 ) -> tuple[list[Exchange], dict[str, CardOutcome]]:
     """One request for the batch, retried once after a pause when the failure is transient.
 
-    Runs on fetch threads: no database access here.
+    Runs on fetch threads: no database access here (the body is built by the caller).
     """
     keys = batch.keys
-    body = build_request_body(customer=customer, keys=keys)
     exchanges: list[Exchange] = []
     for attempt in (1, 2):
         if before_request is not None:
@@ -295,14 +330,41 @@ def _store_outcomes(
     now = timezone.now()
     # One transaction per batch: one commit instead of one per card.
     with transaction.atomic():
-        _store_rows(now=now, outcomes=outcomes, instances=instances, token=token)
-        _record_requests(customer=customer, batch=batch, exchanges=exchanges, outcomes=outcomes)
+        stored = _store_rows(now=now, outcomes=outcomes, instances=instances, token=token)
+        configs, customer_id = list(batch.configs), customer.pk
+        if len(stored) < len(instances):
+            # Some rows were not ours to write: taken over by another loader, or deleted
+            # with their config or customer meanwhile. The log keeps only what still exists.
+            configs, customer_id = _still_existing(configs, customer_id=customer.pk)
+        _record_requests(
+            customer_id=customer_id,
+            configs=configs,
+            batch=batch,
+            exchanges=exchanges,
+            outcomes=outcomes,
+        )
         cards_stored(customer_id=customer.pk)  # wakes the pages waiting for them
+
+
+def _still_existing(
+    configs: list[CardConfig], *, customer_id: int
+) -> tuple[list[CardConfig], int | None]:
+    """The configs that still exist, and the customer's id if it does (else None).
+
+    A config or customer deleted after this check leaves its log rows behind without
+    their key (CardRequest's keys are not database constraints): a store never fails
+    because what it loaded for vanished (issue 17).
+    """
+    existing = set(
+        CardConfig.objects.filter(pk__in=[c.pk for c in configs]).values_list("pk", flat=True)
+    )
+    customer_exists = Customer.objects.filter(pk=customer_id).exists()
+    return [c for c in configs if c.pk in existing], customer_id if customer_exists else None
 
 
 def _store_rows(
     *, now: datetime, outcomes: dict[str, CardOutcome], instances: list[CardInstance], token: str
-) -> None:
+) -> set[int]:
     changes_by_pk: dict[int, dict[str, Any]] = {}
     for instance in instances:
         outcome = outcomes[instance.config.key]
@@ -350,11 +412,13 @@ def _store_rows(
         if instance.pk in stored:
             for name, value in changes_by_pk[instance.pk].items():
                 setattr(instance, name, value)
+    return stored
 
 
 def _record_requests(
     *,
-    customer: Customer,
+    customer_id: int | None,
+    configs: list[CardConfig],
     batch: Batch,
     exchanges: list[Exchange],
     outcomes: dict[str, CardOutcome],
@@ -364,7 +428,7 @@ def _record_requests(
     rows = []
     for attempt, exchange in enumerate(exchanges, start=1):
         final = attempt == len(exchanges)
-        for config in batch.configs:
+        for config in configs:
             if final:
                 outcome = outcomes[config.key]
                 kind, detail = outcome.error_kind, (outcome.detail or None)
@@ -374,7 +438,7 @@ def _record_requests(
             rows.append(
                 CardRequest(
                     config=config,
-                    customer=customer,
+                    customer_id=customer_id,
                     batch_id=batch_id,
                     keys=batch.keys,
                     status_code=exchange.status_code,
@@ -386,7 +450,8 @@ def _record_requests(
                 )
             )
     # One INSERT for every request of the load.
-    CardRequest.objects.bulk_create(rows)
+    if rows:
+        CardRequest.objects.bulk_create(rows)
 
 
 @dataclass
