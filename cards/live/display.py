@@ -38,6 +38,8 @@ AGENT_REASONS: dict[str, str] = {
     Kind.CARD_TOO_BIG: "This card is too large to show.",
     Kind.UNKNOWN: "Something went wrong while loading this card.",
 }
+# A request refused before it could work (guard, TLS certificate, invalid request).
+INTEGRATION_REASON = "The card service is not set up correctly; an administrator can fix it."
 UNAVAILABLE_NOTICE = "Live loading is unavailable right now; showing cached cards."
 # An unavailable broker is asked again after a pause (RETRY_AFTER_SECONDS), never in a
 # tight loop; a long-poll that ended with loads still running is asked again soon.
@@ -119,6 +121,8 @@ class CardDisplay:
     @property
     def reason(self) -> str:
         kind = self.error["kind"] if self.error else Kind.UNKNOWN
+        if kind == Kind.REQUEST and self.detail.get("transient") is False:
+            return INTEGRATION_REASON  # reached or not, it cannot work as configured
         return AGENT_REASONS.get(kind, AGENT_REASONS[Kind.UNKNOWN])
 
     @property
