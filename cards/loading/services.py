@@ -11,22 +11,24 @@ Celery or to the in-process pool; the job takes the claim over (`cards_claim_tak
 and runs `cards_load` on what it took. This package is the only writer of card instances.
 """
 
+import functools
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db import transaction
 from django.utils import timezone
 
 from cards.loading import statements
 from cards.loading.bell import cards_stored
+from cards.loading.configs import card_configs_enabled
 from cards.models import CardConfig, CardInstance, CardRequest
 from cards.protocol.batching import Batch, batches_for
 from cards.protocol.http import Exchange, build_request_body, build_request_headers, post_cards
@@ -35,71 +37,13 @@ from customers.models import Customer
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["card_configs_enabled"]  # where callers have always found it
+
 State = CardInstance.State
 
 # Batches of one customer are fetched at once on this pool; its threads never touch the
 # database, so it is safe to share between web threads, loader threads and workers.
 _fetch_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="card-fetch")
-
-
-def card_configs_enabled(
-    *, keys: Sequence[str] | None = None, ids: Sequence[int] | None = None
-) -> list[CardConfig]:
-    """Enabled configs in display order, headers prefetched (one query each).
-
-    By `ids` (how every task asks, issue 7 B5) they come from this process's cache while
-    their rows are unchanged: one small query instead of two and the headers' decryption.
-    """
-    if ids is not None and keys is None:
-        return _configs_by_ids(ids)
-    return _configs_read(keys=keys, ids=ids)
-
-
-def _configs_read(
-    *, keys: Sequence[str] | None = None, ids: Sequence[int] | None = None
-) -> list[CardConfig]:
-    configs = CardConfig.objects.filter(is_enabled=True).prefetch_related("headers")
-    if keys is not None:
-        configs = configs.filter(key__in=keys)
-    if ids is not None:
-        configs = configs.filter(pk__in=ids)
-    return list(configs.order_by("order", "id"))
-
-
-# Config id -> (its `updated_at` as the database returned it, the config with its headers).
-# Every save of a config bumps `updated_at`, and so does a change to its headers alone
-# (the admin saves the config with its inline; `cards.configuration.transfer` bumps it on
-# import), so an entry is valid while the row's `updated_at` is the one read with it. Shared by a
-# worker's threads: entries are replaced whole, never changed, and so are the configs.
-_configs_cache: dict[int, tuple[Any, CardConfig]] = {}
-
-
-def _configs_by_ids(ids: Sequence[int]) -> list[CardConfig]:
-    """`card_configs_enabled(ids=ids)` from `_configs_cache`, reading only what changed."""
-    if not ids:
-        return []
-    meta, quote = CardConfig._meta, connection.ops.quote_name
-    enabled, updated_at = (quote(meta.get_field(n).column) for n in ("is_enabled", "updated_at"))
-    # Only quoted names from the model are written into the statement; values are params.
-    sql = (
-        f"SELECT {quote(meta.pk.column)}, {updated_at} FROM {quote(meta.db_table)} "  # noqa: S608
-        f"WHERE {enabled} = %s AND {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [True, *ids])
-        current = dict(cursor.fetchall())
-    for pk in ids:
-        if pk not in current:
-            _configs_cache.pop(pk, None)  # gone or disabled
-    stale = [pk for pk, version in current.items() if _configs_cache.get(pk, (None,))[0] != version]
-    if stale:
-        for pk in stale:
-            _configs_cache.pop(pk, None)
-        # Read after the versions: a config saved in between is read anew next time.
-        for config in _configs_read(ids=stale):
-            _configs_cache[config.pk] = (current[config.pk], config)
-    configs = [entry[1] for pk in current if (entry := _configs_cache.get(pk))]
-    return sorted(configs, key=lambda config: (config.order, config.pk))
 
 
 def cards_claim(
@@ -241,17 +185,11 @@ def cards_load_claimed(
     by_config = {instance.config_id: instance for instance in instances}
     batches = batches_for(instance.config for instance in instances)
     failed = False
+    with _active_lock:
+        _active_claims[token] = customer.pk
     try:
         bodies = [build_request_body(customer=customer, keys=batch.keys) for batch in batches]
-        if len(batches) == 1:
-            results = [(batches[0], lambda: _fetch_batch(batches[0], bodies[0], before_request))]
-        else:
-            futures = {
-                _fetch_pool.submit(_fetch_batch, batch, body, before_request): batch
-                for batch, body in zip(batches, bodies, strict=True)
-            }
-            results = ((futures[f], f.result) for f in as_completed(futures))
-        for batch, fetched in results:
+        for batch, fetched in _fetches(batches, bodies, before_request):
             batch_instances = [by_config[config.pk] for config in batch.configs]
             try:
                 exchanges, outcomes = fetched()
@@ -276,9 +214,53 @@ def cards_load_claimed(
         failed = True
         raise
     finally:
+        with _active_lock:
+            _active_claims.pop(token, None)
         if failed:
             _release_quietly(customer_id=customer.pk, token=token)
     return report
+
+
+def _fetches(
+    batches: list[Batch], bodies: list[bytes], before_request: Callable[[Batch], None] | None
+) -> Iterator[tuple[Batch, Callable[[], tuple[list[Exchange], dict[str, CardOutcome]]]]]:
+    """Each batch with the call that gives its fetch's result, in the order they finish:
+    concurrently on the fetch pool, or here one after the other for a single batch or once
+    the interpreter is shutting down (no new threads then; a load still finishes)."""
+    inline = [
+        (batch, functools.partial(_fetch_batch, batch, body, before_request))
+        for batch, body in zip(batches, bodies, strict=True)
+    ]
+    if len(batches) == 1:
+        yield from inline
+        return
+    try:
+        futures = {
+            _fetch_pool.submit(_fetch_batch, batch, body, before_request): batch
+            for batch, body in zip(batches, bodies, strict=True)
+        }
+    except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+        yield from inline
+        return
+    for future in as_completed(futures):
+        yield futures[future], future.result
+
+
+# The claims of the loads running in this process (token -> customer id), so that a
+# process that stops can release those its loads will not finish (cards.background.dispatch).
+_active_claims: dict[str, int] = {}
+_active_lock = threading.Lock()
+
+
+def cards_claims_release_running() -> int:
+    """Release the claims of every load still running in this process (it is stopping;
+    their stores, conditional on the claim, will then write nothing). Rows released."""
+    with _active_lock:
+        running = dict(_active_claims)
+    released = 0
+    for token, customer_id in running.items():
+        released += cards_claim_release(customer_id=customer_id, token=token)
+    return released
 
 
 def _release_quietly(*, customer_id: int, token: str) -> None:
@@ -452,53 +434,6 @@ def _record_requests(
     # One INSERT for every request of the load.
     if rows:
         CardRequest.objects.bulk_create(rows)
-
-
-@dataclass
-class PurgeReport:
-    instances: int = 0
-    requests: int = 0
-
-
-def cards_purge(*, now: datetime | None = None, batch_size: int | None = None) -> PurgeReport:
-    """Delete card data past retention, in bounded batches (SPEC §6) and old request logs.
-
-    Each batch is a short transaction of its own, so no lock is held for long.
-    """
-    now = now or timezone.now()
-    batch_size = batch_size or settings.CARDS_PURGE_BATCH_SIZE
-    cutoff = now - timedelta(seconds=settings.CARDS_PURGE_AFTER_SECONDS)
-    report = PurgeReport()
-    # A row under a live claim is never deleted: its loader is about to store into it.
-    free = CardInstance.claim_free_q(now)
-    report.instances = _delete_in_batches(
-        CardInstance.objects.filter(free, expires_at__lt=cutoff), batch_size
-    ) + _delete_in_batches(
-        # Rows whose first load never finished have no expiry: their last store counts.
-        CardInstance.objects.filter(free, expires_at__isnull=True, updated_at__lt=cutoff),
-        batch_size,
-    )
-    log_cutoff = now - timedelta(seconds=settings.CARDS_REQUEST_LOG_RETENTION_SECONDS)
-    report.requests = _delete_in_batches(
-        CardRequest.objects.filter(created_at__lt=log_cutoff), batch_size
-    )
-    return report
-
-
-def _delete_in_batches(queryset: QuerySet, batch_size: int) -> int:
-    """Delete in id order, each batch starting after the last: no batch rescans rows an
-    earlier one already deleted, so every batch costs about the same."""
-    deleted, after = 0, 0
-    while True:
-        ids = list(
-            queryset.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            return deleted
-        # The filter again, in the DELETE itself: a row claimed since it was read stays.
-        count, _ = queryset.filter(pk__in=ids).delete()
-        deleted += count
-        after = ids[-1]
 
 
 def instance_needs_load(instance: CardInstance | None, *, now: datetime) -> bool:

@@ -209,6 +209,9 @@ CARDS_REQUEST_LOG_RETENTION_SECONDS = env.int(
     "CARDS_REQUEST_LOG_RETENTION_SECONDS", default=7 * 24 * 3600
 )
 CARDS_INPROCESS_WORKERS = env.int("CARDS_INPROCESS_WORKERS", default=8)
+# A process that stops gives its running in-process loads this long to finish (a request
+# deadline and a margin), then releases their claims; queued ones are cancelled at once.
+CARDS_SHUTDOWN_WAIT_SECONDS = env.float("CARDS_SHUTDOWN_WAIT_SECONDS", default=20.0)
 # How long a card fragment request waits for a load to finish before asking again.
 CARDS_WAIT_SECONDS = env.float("CARDS_WAIT_SECONDS", default=20.0)
 # Built-in example card API (SPEC §10) and the demo.

@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from cards.background.refresh import cards_recover_claims, cards_refresh_ahead
-from cards.loading.services import cards_claim, cards_purge
+from cards.loading.purge import cards_purge
+from cards.loading.services import cards_claim
 from cards.models import CardInstance
 from tests.cards.cardpages import card_of, page, state_of
 from tests.factories import CardConfigFactory, CardInstanceFactory, CustomerFactory
