@@ -25,7 +25,7 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from kombu.pools import ProducerPool
 
 from cards.loading.services import cards_claim_release, cards_claims_release_running
@@ -260,8 +260,9 @@ def _run_job_inprocess(job: LoadJob) -> None:
         logger.exception("In-process card load failed for customer %s", job.customer_id)
         _release_job(job)
     finally:
-        # This thread's connection must not outlive the task (Django does this per request).
-        close_old_connections()
+        # This thread's connection does not outlive the job: an idle pool thread holds
+        # none (a worker's threads keep theirs, CONN_MAX_AGE, config.celery).
+        connection.close()
 
 
 # Jobs with a countdown wait here, not on a pool thread: a keep-warm run of hundreds of
@@ -278,10 +279,10 @@ def _run_inprocess_after(job: LoadJob) -> None:
 
 
 def _submit_later(job: LoadJob) -> None:
-    if _inprocess.stopping:
-        _release_job(job)
-        return
-    _inprocess.submit(job)
+    # On the alarm thread, which never touches the database: a delayed job holds no
+    # claim (it claims when it runs), so one due while stopping is simply dropped.
+    if not _inprocess.stopping:
+        _inprocess.submit(job)
 
 
 def inprocess_stop(*, wait: float | None = None) -> None:
