@@ -119,23 +119,39 @@ def dispatch_jobs(*, jobs: Sequence[LoadJob]) -> None:
     """Start the loads after the current transaction commits (at once outside one).
 
     With a broker, every job is published on one pooled connection; without, the jobs run
-    on the in-process pool (jobs with a countdown once it has passed). Raises
-    DispatchUnavailable when the broker refuses.
+    on the in-process pool (jobs with a countdown once it has passed).
+
+    Outside a transaction a refusal raises DispatchUnavailable, for the caller to release
+    its claim and say so. Inside one, the publish waits for the commit, past any handler
+    of the caller's: a refusal then releases the claims the jobs carry and is logged, never
+    raised from the commit (issue 17). The page's long-poll finds those cards unclaimed,
+    asks again, and learns that loading is unavailable.
     """
     jobs = list(jobs)
     if not jobs:
         return
+    if not transaction.get_connection().in_atomic_block:
+        _send(jobs)
+        return
+    # A task must not run before the rows it reads are committed.
+    transaction.on_commit(functools.partial(_send_after_commit, jobs))
 
-    def send() -> None:
-        if uses_broker():
-            _publish(jobs, url=settings.REDIS_URL)
-        else:
-            for job in jobs:
-                _run_inprocess_after(job)
 
-    # A task must not run before the rows it reads are committed; robust=False so that a
-    # refusal reaches the caller (outside a transaction this runs at once).
-    transaction.on_commit(send, robust=False)
+def _send(jobs: list[LoadJob]) -> None:
+    if uses_broker():
+        _publish(jobs, url=settings.REDIS_URL)
+    else:
+        for job in jobs:
+            _run_inprocess_after(job)
+
+
+def _send_after_commit(jobs: list[LoadJob]) -> None:
+    try:
+        _send(jobs)
+    except DispatchUnavailable as exc:
+        logger.warning("Loads not started after commit, claims released: %s", exc)
+        for job in jobs:
+            _release_job(job)
 
 
 @functools.lru_cache(maxsize=8)

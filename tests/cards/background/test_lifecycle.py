@@ -108,3 +108,21 @@ def test_a_job_releases_the_claim_it_could_not_take_over(card_api):
 
     assert no_live_claim()
     assert card_api.requests == []
+
+
+def test_a_broker_down_inside_a_transaction_releases_the_claim_at_commit(settings, card_api):
+    from django.db import transaction
+
+    from tests.cards.rawservers import closed_port
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port()}/15"
+    CardConfigFactory(key="plan", api_url=card_api.url)
+    customer = CustomerFactory()
+
+    with transaction.atomic():  # e.g. a view under ATOMIC_REQUESTS, an admin action
+        open_page(customer)
+        assert not no_live_claim()  # claimed; the publish waits for the commit
+
+    # The commit did not raise; the publish failed after it and gave the claim back.
+    assert no_live_claim()
+    assert card_api.requests == []
