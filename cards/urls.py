@@ -15,7 +15,8 @@ urlpatterns = [
     # The page's one long-poll for its cards (outside cards/<key>/: any key is valid there).
     path("customers/<int:pk>/card-updates/", views.card_updates, name="updates"),
     path("customers/<int:pk>/cards/<str:key>/", views.card_fragment, name="card"),
-    path("customers/<int:pk>/cards/<str:key>/reload/", views.card_reload, name="card-reload"),
+    # By config id, which survives a key rename while a page is open.
+    path("customers/<int:pk>/card-reload/<int:config_id>/", views.card_reload, name="card-reload"),
     # Integrator tools: the public JSON Schema, the staff playground and config preview.
     path(
         "schema/card-response.json",

@@ -75,6 +75,11 @@ class CardDisplay:
         return self.view.key
 
     @property
+    def config_id(self) -> int:
+        """What the element and its reload URL are keyed by: it survives a key rename."""
+        return self.view.config.pk
+
+    @property
     def title(self) -> str:
         return self.view.config.title
 
@@ -189,14 +194,15 @@ def is_claimed(view: CardView) -> bool:
 
 
 class ReloadUrls:
-    """Reload URLs of one customer's cards from a single `reverse` (keys need no quoting:
-    SPEC §2 allows only letters, digits, `_` and `-`, and no key contains `~`)."""
+    """Reload URLs of one customer's cards, by config id (a key may be renamed while a
+    page is open), from a single `reverse`."""
 
     def __init__(self, customer_pk: int) -> None:
-        self.template = reverse("cards:card-reload", args=[customer_pk, "~"])
+        self.template = reverse("cards:card-reload", args=[customer_pk, 0])
+        self.prefix, _, self.suffix = self.template.rpartition("/0/")
 
-    def __call__(self, key: str) -> str:
-        return self.template.replace("~", key)
+    def __call__(self, config_id: int) -> str:
+        return f"{self.prefix}/{config_id}/{self.suffix}"
 
 
 # --- The poller -----------------------------------------------------------------------

@@ -93,16 +93,11 @@ def card_configs_shown(
     *,
     keys: Sequence[str] | None = None,
     ids: Iterable[int] | None = None,
-    include_disabled: bool = False,
 ) -> list[CardConfig]:
-    """Configs as agents see them, in display order: one query, and without their API
-    headers (secrets agents never see; only loading needs them, and prefetches them).
-
-    `include_disabled` lets a page learn which of its cards were switched off meanwhile.
+    """Enabled configs as agents see them, in display order: one query, and without their
+    API headers (secrets agents never see; only loading needs them, and prefetches them).
     """
-    configs = (
-        CardConfig.objects.all() if include_disabled else CardConfig.objects.filter(is_enabled=True)
-    )
+    configs = CardConfig.objects.filter(is_enabled=True)
     if keys is not None:
         configs = configs.filter(key__in=keys)
     if ids is not None:

@@ -80,7 +80,7 @@ def cards_panel(*, request: HttpRequest, customer: Customer, force: bool = False
             # the poller still learns its next version at expiry or on the next ask.
             pending=(is_claimed(view) and not view.fresh)
             or (not unavailable and (force or view.needs_load)),
-            reload_url=reload_url(view.key),
+            reload_url=reload_url(view.config.pk),
             unavailable=unavailable,
         )
         for view in views
@@ -138,16 +138,16 @@ def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
 
     Parameters (the poller's inputs): `cards`, the page's cards as `<config id>:<version>`;
     `pending`, the config ids it shows loading; `since`, epoch ms, and `started=1` when the
-    page or a reload started their loads then. Cards switched off meanwhile are removed
-    from the page.
+    page or a reload started their loads then. Cards switched off or deleted meanwhile
+    are removed from the page; a renamed one is answered under its new key (elements are
+    keyed by config id).
     """
     customer = get_object_or_404(Customer, pk=pk)
     now = timezone.now()
     since = parse_since(request.GET, now) or now
     started = request.GET.get("started") == "1"
     shown = parse_versions(request.GET.get("cards"))
-    known = card_configs_shown(ids=shown, include_disabled=True)
-    configs = [config for config in known if config.is_enabled]
+    configs = card_configs_shown(ids=shown)  # enabled ones: the others leave the page
     reload_url = ReloadUrls(customer.pk)
 
     def settled_cards(ids: set[int], *, unavailable: Collection[int] = ()) -> list[CardDisplay]:
@@ -158,7 +158,7 @@ def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
             CardDisplay(
                 view,
                 pending=False,
-                reload_url=reload_url(view.key),
+                reload_url=reload_url(view.config.pk),
                 unavailable=view.config.pk in unavailable,
             )
             for view in views
@@ -202,7 +202,8 @@ def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
         "cards/card_updates.html",
         {
             "cards": cards,
-            "removed": [config.key for config in known if not config.is_enabled],
+            # Switched off, or deleted (no longer known at all).
+            "removed": [pk for pk in shown if pk not in versions],
             "poller": poller,
         },
     )
@@ -238,7 +239,7 @@ def card_fragment(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     card = CardDisplay(
         view,
         pending=config.pk in wait.waiting and not wait.unavailable,
-        reload_url=ReloadUrls(customer.pk)(key),
+        reload_url=ReloadUrls(customer.pk)(config.pk),
         unavailable=bool(wait.unavailable),
     )
     render_cards([card], show_detail=request.user.is_staff)
@@ -247,8 +248,11 @@ def card_fragment(request: HttpRequest, pk: int, key: str) -> HttpResponse:
 
 @agent_required
 @require_POST
-def card_reload(request: HttpRequest, pk: int, key: str) -> HttpResponse:
+def card_reload(request: HttpRequest, pk: int, config_id: int) -> HttpResponse:
     """Reload one card (SPEC §7 manual reload): its key alone, bypassing its cache.
+
+    Addressed by config id, so a button still works after its card's key was renamed; a
+    card switched off or deleted meanwhile answers empty to htmx, which removes it.
 
     Answers at once with the card reloading (its last data shown, marked stale), and a
     poller that replaces the page's: it waits for this card and for every card the old
@@ -258,9 +262,11 @@ def card_reload(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     customer = get_object_or_404(Customer, pk=pk)
     started = timezone.now()
     views = card_list(customer=customer, light=True)
-    view = next((v for v in views if v.key == key), None)
+    view = next((v for v in views if v.config.pk == config_id), None)
     if view is None:
-        raise Http404("No enabled card with this key.")
+        if _is_htmx(request):
+            return HttpResponse("")
+        raise Http404("No enabled card with this id.")
     unavailable = False
     try:
         cards_enqueue_stale(
@@ -275,7 +281,7 @@ def card_reload(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     card = CardDisplay(
         view,
         pending=not unavailable or is_claimed(view),
-        reload_url=ReloadUrls(customer.pk)(key),
+        reload_url=ReloadUrls(customer.pk)(config_id),
         unavailable=unavailable,
     )
     render_cards([card], show_detail=request.user.is_staff)

@@ -60,7 +60,7 @@ class VersionedApi:
 
 
 def card_locator(page, key: str, state: str | None = None):
-    selector = f"#card-{key}"
+    selector = f'.cc-card[data-card-key="{key}"]'  # ids are the configs' (issue 17)
     if state:
         selector += f'[data-card-state="{state}"]'
     return page.locator(selector)
