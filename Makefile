@@ -4,7 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format install migrate worker beat services bench clean
+.PHONY: demo test lint format install migrate worker beat services require-redis bench clean
+
+# Servers and workers default to production settings (config/wsgi.py, config/celery.py);
+# what this Makefile starts is local development and the demo, and says so.
+LOCAL := config.settings.local
+demo services worker beat: export DJANGO_SETTINGS_MODULE = $(LOCAL)
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,9 +51,10 @@ beat: migrate
 	$(VENV)/bin/celery -A config beat --loglevel=INFO
 
 # Web (gunicorn), a worker and beat from the Procfile, on the demo data and its loopback API.
+# Workers and beat need Redis: without REDIS_URL this stops at once and says so.
 services: export CARDS_ALLOW_HTTP = true
 services: export CARDS_ALLOWED_PRIVATE_HOSTS = 127.0.0.1,localhost
-services: migrate
+services: require-redis migrate
 	$(PY) manage.py seed_demo
 	$(VENV)/bin/honcho start
 
@@ -56,6 +62,15 @@ services: migrate
 # Needs PostgreSQL and Redis on 127.0.0.1; BENCH_ARGS="B4 --quick" runs a part of it.
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+require-redis:
+	@if [ -z "$$REDIS_URL" ] && ! grep -qs '^REDIS_URL=..*' .env; then \
+	  echo "make services runs Celery workers and beat, and they need Redis as their broker," >&2; \
+	  echo "but REDIS_URL is not set (environment or .env). Start a Redis and run, e.g.:" >&2; \
+	  echo "  REDIS_URL=redis://127.0.0.1:6379/0 make services" >&2; \
+	  echo "Without Redis, 'make demo' runs everything in one process." >&2; \
+	  exit 2; \
+	fi
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles
