@@ -126,3 +126,32 @@ def test_a_broker_down_inside_a_transaction_releases_the_claim_at_commit(setting
     # The commit did not raise; the publish failed after it and gave the claim back.
     assert no_live_claim()
     assert card_api.requests == []
+
+
+def test_a_late_job_whose_claim_died_and_was_taken_again_makes_no_request(mode, card_api):
+    """Under a backlog, the page's claim dies before its job runs and another viewer
+    claims and loads the card: the late job finds nothing to take over (both modes run
+    the same take-over)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from cards.background.dispatch import LoadJob, dispatch_jobs
+    from cards.loading.services import cards_claim, cards_load
+
+    mode.start_worker()
+    card_api.serve({"plan": {"key": "plan", "components": TEXT}})
+    plan = CardConfigFactory(key="plan", api_url=card_api.url)
+    customer = CustomerFactory()
+    late_token, _ = cards_claim(customer=customer, configs=[plan])  # the page's claim...
+    CardInstance.objects.update(claimed_at=timezone.now() - timedelta(minutes=5))  # ...died
+    cards_load(customer=customer, configs=card_configs_enabled())  # another viewer's load
+    assert len(card_api.requests) == 1
+
+    dispatch_jobs(
+        jobs=[LoadJob(customer_id=customer.pk, config_ids=(plan.pk,), claim_token=late_token)]
+    )
+
+    eventually(lambda: "outcome=nothing-to-load" in mode.log(), mode=mode)
+    assert len(card_api.requests) == 1
+    assert no_live_claim()
