@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
+from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from kombu.pools import ProducerPool
 
 from cards.loading.services import cards_claim_release, cards_claims_release_running
@@ -329,6 +331,8 @@ def install_sigterm_exit() -> None:
         return
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return
+    if "runserver" in sys.argv and os.environ.get(DJANGO_AUTORELOAD_ENV) != "true":
+        return  # runserver's reloader: it serves nothing, and exiting would kill its child
 
     def exit_on_sigterm(signum: int, frame: Any) -> None:
         raise SystemExit(128 + signum)
