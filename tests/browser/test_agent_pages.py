@@ -120,7 +120,7 @@ def test_cards_load_from_skeletons_reload_at_expiry_show_errors_and_copy(login, 
     button.click()
     page.locator(".cc-copy.is-copied").wait_for(timeout=TIMEOUT_MS)
     assert page.evaluate("navigator.clipboard.readText()") == copy_value
-    page.locator("#card-ids .cc-copy:not(.is-copied)").wait_for(timeout=TIMEOUT_MS)
+    card_locator(page, "ids").locator(".cc-copy:not(.is-copied)").wait_for(timeout=TIMEOUT_MS)
 
     assert session.errors == []
 
