@@ -12,7 +12,12 @@ PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check
 DEMO_PORT ?= $(if $(PORT),$(PORT),8000)
 SEED_FLAGS := --port $(DEMO_PORT) $(if $(NEW_PASSWORD),--new-password,)
 
-.PHONY: demo test lint format install install-dev migrate worker beat services bench screenshots clean
+.PHONY: demo test lint format install install-dev migrate worker beat services require-redis bench screenshots clean
+
+# Servers and workers default to production settings (config/wsgi.py, config/celery.py);
+# what this Makefile starts is local development and the demo, and says so.
+LOCAL := config.settings.local
+demo services worker beat: export DJANGO_SETTINGS_MODULE = $(LOCAL)
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,9 +66,10 @@ beat: migrate
 	$(VENV)/bin/celery -A config beat --loglevel=INFO
 
 # Web (gunicorn), a worker and beat from the Procfile, on the demo data and its loopback API.
+# Workers and beat need Redis: without REDIS_URL this stops at once and says so.
 services: export CARDS_ALLOW_HTTP = true
 services: export CARDS_ALLOWED_PRIVATE_HOSTS = 127.0.0.1,localhost
-services: migrate
+services: require-redis migrate
 	$(PY) manage.py seed_demo $(if $(NEW_PASSWORD),--new-password,)
 	$(VENV)/bin/honcho start
 
@@ -77,6 +83,15 @@ bench: $(DEV_STAMP)
 screenshots: $(STAMP)
 	SCREENSHOTS_DIR=docs/screenshots REQUIRE_BROWSER=1 $(PY) -m pytest -q -p no:cacheprovider \
 		tests/browser/test_screenshots.py tests/browser/test_playground.py
+
+require-redis:
+	@if [ -z "$$REDIS_URL" ] && ! grep -qs '^REDIS_URL=..*' .env; then \
+	  echo "make services runs Celery workers and beat, and they need Redis as their broker," >&2; \
+	  echo "but REDIS_URL is not set (environment or .env). Start a Redis and run, e.g.:" >&2; \
+	  echo "  REDIS_URL=redis://127.0.0.1:6379/0 make services" >&2; \
+	  echo "Without Redis, 'make demo' runs everything in one process." >&2; \
+	  exit 2; \
+	fi
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -51,7 +51,7 @@ def refresh_ahead(
 
 def purge(*, customers: int, configs: list, profile: bool) -> Row:
     """B7: `cards_purge()` over `customers` x 25 expired instances, each statement timed."""
-    from cards.loading.services import cards_purge
+    from cards.loading.purge import cards_purge
     from cards.models import CardInstance
 
     fixtures.data_clear()

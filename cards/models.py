@@ -138,16 +138,22 @@ class CardConfigHeader(models.Model):
 
 
 class CardInstance(models.Model):
-    """One card for one customer: its cached components, its state and its claim (SPEC §6).
+    """One card for one customer: its cached components, its last outcome and its claim
+    (SPEC §6).
 
-    `components`, `warnings` and `loaded_at` always hold the last good answer, so a card that is
-    reloading or failed keeps showing it, marked stale. `expires_at` is when the current
-    state stops being fresh: loaded_at + TTL, errored_at + 5 min for integration errors,
-    errored_at for retriable ones. `claimed_at`/`claim_token` are the loading claim.
+    `state` is the last stored outcome (`loaded` or `error`); `loading` only until the
+    first one is stored. Whether someone is loading the card is the claim alone
+    (`claimed_at`/`claim_token`, set and cleared together): it is live while younger than
+    CARDS_CLAIM_DEAD_AFTER_SECONDS, dead after (`claim_is_live`, `claim_live_q`, the one
+    definition every reader and statement uses). A claim never changes `state`, the
+    components or `updated_at`, so a card being reloaded still shows what it had, and is
+    still fresh until its expiry. `components`, `warnings` and `loaded_at` always hold the
+    last good answer. `expires_at` is when the last outcome stops being fresh: loaded_at + TTL,
+    errored_at + 5 min for integration errors, errored_at for retriable ones.
     """
 
     class State(models.TextChoices):
-        LOADING = "loading"
+        LOADING = "loading", "Loading (nothing stored yet)"
         LOADED = "loaded"
         ERROR = "error"
 
@@ -183,6 +189,12 @@ class CardInstance(models.Model):
                 condition=models.Q(ttl_seconds__lte=MAX_TTL_SECONDS),
                 name="cardinstance_ttl_range",
             ),
+            # The claim's two columns are set and cleared together.
+            models.CheckConstraint(
+                condition=models.Q(claimed_at__isnull=True, claim_token="")
+                | (models.Q(claimed_at__isnull=False) & ~models.Q(claim_token="")),
+                name="cardinstance_claim_whole",
+            ),
         ]
         indexes = [
             models.Index(fields=["expires_at"], name="cardinstance_expires_idx"),
@@ -193,28 +205,43 @@ class CardInstance(models.Model):
     def __str__(self) -> str:
         return f"{self.config.key} for {self.customer_id}"
 
+    @staticmethod
+    def claim_dead_before(now: datetime) -> datetime:
+        """Claims taken before this moment are dead (SPEC §6: deadline + retry + margin)."""
+        return now - timedelta(seconds=settings.CARDS_CLAIM_DEAD_AFTER_SECONDS)
+
+    @classmethod
+    def claim_live_q(cls, now: datetime) -> models.Q:
+        """Rows someone is loading: the one definition of a live claim, for the ORM and
+        (compiled) for the hand-written statements of cards.loading.statements."""
+        return models.Q(claimed_at__gte=cls.claim_dead_before(now))
+
+    @classmethod
+    def claim_free_q(cls, now: datetime) -> models.Q:
+        """Rows nobody is loading: never claimed, released, or under a dead claim."""
+        return models.Q(claimed_at__isnull=True) | models.Q(
+            claimed_at__lt=cls.claim_dead_before(now)
+        )
+
+    def claim_is_live(self, now: datetime | None = None) -> bool:
+        """`claim_live_q` for a row already read."""
+        now = now or timezone.now()
+        return self.claimed_at is not None and self.claimed_at >= self.claim_dead_before(now)
+
     def is_fresh(self, now: datetime | None = None) -> bool:
+        """Whether the last stored outcome is still current (a claim does not change it)."""
         now = now or timezone.now()
         return self.state != self.State.LOADING and bool(self.expires_at and self.expires_at > now)
 
-    def claim_is_live(self, now: datetime | None = None) -> bool:
+    def needs_load(self, now: datetime | None = None) -> bool:
+        """Nobody is loading it and its last outcome is missing or expired (SPEC §7)."""
         now = now or timezone.now()
-        dead_after = timedelta(seconds=settings.CARDS_CLAIM_DEAD_AFTER_SECONDS)
-        return (
-            self.state == self.State.LOADING
-            and self.claimed_at is not None
-            and self.claimed_at > now - dead_after
-        )
+        return not self.claim_is_live(now) and not self.is_fresh(now)
 
     @property
     def has_data(self) -> bool:
         """Whether a good answer was ever stored (its components may still be null)."""
         return self.loaded_at is not None
-
-    @property
-    def is_hidden(self) -> bool:
-        """`components: null` means "no data": agents do not see the card (SPEC §5)."""
-        return self.has_data and self.components is None and self.state == self.State.LOADED
 
 
 class CardRequest(models.Model):
@@ -224,13 +251,19 @@ class CardRequest(models.Model):
     is a plain filter. `error_detail` keeps the full diagnosis of a failure.
     """
 
-    config = models.ForeignKey(CardConfig, on_delete=models.CASCADE, related_name="requests")
+    # Not database constraints: a load that finishes while its config or customer is
+    # being deleted still commits (its rows for them are left without their key, and
+    # purged with the log). Deleting through Django still cascades (or nulls).
+    config = models.ForeignKey(
+        CardConfig, on_delete=models.CASCADE, related_name="requests", db_constraint=False
+    )
     customer = models.ForeignKey(
         "customers.Customer",
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
+        db_constraint=False,
     )
     batch_id = models.CharField(max_length=32)
     keys = models.JSONField(default=list, help_text="Every key the request carried.")

@@ -22,7 +22,7 @@ from cards.background.refresh import (
     cards_recover_claims,
     cards_refresh_ahead,
 )
-from cards.loading.services import cards_purge
+from cards.loading.purge import cards_purge
 
 logger = logging.getLogger(__name__)
 

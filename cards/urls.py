@@ -16,7 +16,8 @@ urlpatterns = [
     # The page's one long-poll for its cards (outside cards/<key>/: any key is valid there).
     path("customers/<id:pk>/card-updates/", views.card_updates, name="updates"),
     path("customers/<id:pk>/cards/<cardkey:key>/", views.card_fragment, name="card"),
-    path("customers/<id:pk>/cards/<cardkey:key>/reload/", views.card_reload, name="card-reload"),
+    # By config id, which survives a key rename while a page is open.
+    path("customers/<id:pk>/card-reload/<id:config_id>/", views.card_reload, name="card-reload"),
     # Integrator tools: the public JSON Schema, the staff playground and config preview.
     path(
         "schema/card-response.json",

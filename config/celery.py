@@ -1,8 +1,11 @@
 """The Celery app: reads CELERY_* settings; every schedule is in cards.background.schedules.
 
-JSON only, acks late (no Redis ack emulation), one prefetched message per worker thread,
-global soft/hard time limits (config.settings.base). Publishing goes through
+JSON only, no Redis ack emulation, one prefetched message per worker thread
+(config.settings.base); nothing the threads pool would ignore. Publishing goes through
 cards.background.dispatch, which picks the broker from `settings.REDIS_URL` at use time.
+
+Workers and beat run production settings unless DJANGO_SETTINGS_MODULE says otherwise
+(`make services` and the tests do).
 """
 
 import logging
@@ -15,7 +18,7 @@ from celery import Celery, signals
 
 from cards.background.schedules import BEAT_SCHEDULE
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 
 class _CelerySettings(Mapping):

@@ -78,7 +78,7 @@
     var active = document.activeElement;
     if (!active || active === document.body) return;
     var card = active.closest && active.closest(".cc-card[data-card-key]");
-    focusMemo = { id: active.id, card: card ? card.getAttribute("data-card-key") : null };
+    focusMemo = { id: active.id, card: card ? card.id : null };
   }
   function restoreFocus() {
     var memo = focusMemo;
@@ -86,7 +86,7 @@
     var active = document.activeElement;
     if (!memo || (active && active !== document.body && document.body.contains(active))) return;
     var target = (memo.id && document.getElementById(memo.id)) ||
-      (memo.card && document.getElementById("card-" + memo.card + "-reload"));
+      (memo.card && document.getElementById(memo.card + "-reload"));
     if (target) target.focus({ preventScroll: true });
   }
   document.addEventListener("htmx:beforeSwap", rememberFocus);

@@ -79,9 +79,9 @@ class CardInstanceFactory(factory.django.DjangoModelFactory):
     config = factory.SubFactory(CardConfigFactory)
 
     class Params:
-        # Someone else (another page, a worker) is loading it right now.
+        # Someone else (another page, a worker) is loading it right now; the claim changes
+        # nothing else (a row never stored stays `loading`, the model's default).
         claimed = factory.Trait(
-            state=CardInstance.State.LOADING,
             claimed_at=factory.LazyFunction(timezone.now),
             claim_token="someone-else",
         )

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -68,3 +70,60 @@ def test_a_malformed_boolean_fails_loudly():
     result = run_check("config.settings.base", DJANGO_DEBUG="maybe")
 
     assert result.returncode != 0
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL"))
+    }
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_wsgi_entry_point_runs_production_settings_unless_told():
+    result = run_python("import config.wsgi")
+
+    # Production's own refusal: proof that production settings were loaded, not DEBUG ones.
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set in production" in result.stderr
+
+
+def test_workers_and_beat_run_production_settings_unless_told():
+    result = run_python(
+        "import os; import config.celery; print(os.environ['DJANGO_SETTINGS_MODULE'])"
+    )
+
+    assert result.stdout.strip() == "config.settings.production", result.stderr
+
+
+def test_manage_py_runs_local_settings_with_debug_on_unless_told():
+    result = run_python(
+        "import sys; sys.argv = ['manage.py', 'diffsettings']; import manage; manage.main()"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG = True" in result.stdout
+    assert "SETTINGS_MODULE = 'config.settings.local'" in result.stdout
+
+
+def test_make_services_without_redis_says_what_is_missing_and_starts_nothing():
+    if (ROOT / ".env").exists() and "REDIS_URL=" in (ROOT / ".env").read_text():
+        pytest.skip(".env sets REDIS_URL: make services would start")
+    environment = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+
+    result = subprocess.run(
+        ["make", "services"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode != 0
+    assert "REDIS_URL is not set" in result.stderr
+    assert "REDIS_URL=redis://127.0.0.1:6379/0 make services" in result.stderr
+    assert "migrate" not in result.stdout

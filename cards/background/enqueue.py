@@ -49,7 +49,7 @@ def cards_enqueue_stale(
             config_id_groups=[[c.pk for c in b.configs] for b in batches_for(claimed_configs)],
         )
     except DispatchUnavailable:
-        cards_claim_release(customer=customer, token=token)
+        cards_claim_release(customer_id=customer.pk, token=token)
         raise
     return claimed_configs
 

@@ -14,7 +14,12 @@ import time
 from datetime import datetime
 
 from cards.background.refresh import cards_load_paced
-from cards.loading.services import LoadReport, card_configs_enabled, cards_load
+from cards.loading.services import (
+    LoadReport,
+    card_configs_enabled,
+    cards_claim_release,
+    cards_load,
+)
 from customers.selectors import customer_get
 
 logger = logging.getLogger("cards.tasks")
@@ -44,48 +49,59 @@ def load_job_run(
     deferrals: int = 0,
     claim_token: str | None = None,
 ) -> None:
-    """Load one customer's stale cards (one batch, usually): claim them (or take over the
-    claim a page made with `claim_token`), fetch, store, and log one line."""
+    """Load one customer's stale cards (one batch, usually); see `cards_load_task`.
+
+    With `claim_token` (a page's claim), whatever of that claim this job does not take
+    over (the customer or a config vanished or was switched off meanwhile), and all of
+    it if the job fails, is released before it returns: no claim outlives its job.
+    """
     started = time.monotonic()
-    customer = customer_get(pk=customer_id)  # with the tenant, in one statement
-    if customer is None:
-        logger.info(
-            "cards_load customer=%s keys=- outcome=no-customer requests=0 duration_ms=%d",
-            customer_id,
-            _ms(started),
-            extra=_fields(customer_id, "no-customer", started, keys=[], requests=0),
-        )
-        return
-    configs = card_configs_enabled(ids=config_ids)
-    horizon = datetime.fromisoformat(stale_before) if stale_before else None
-    if paced:
-        paced_load = cards_load_paced(
-            customer=customer, configs=configs, stale_before=horizon, deferrals=deferrals
-        )
-        if paced_load.deferred_for is not None:
-            outcome = "dropped" if paced_load.dropped else "deferred"
+    taken: set[int] = set()
+    try:
+        customer = customer_get(pk=customer_id)  # with the tenant, in one statement
+        if customer is None:
             logger.info(
-                "cards_load customer=%s keys=%s outcome=%s wait_s=%.1f requests=0 duration_ms=%d",
+                "cards_load customer=%s keys=- outcome=no-customer requests=0 duration_ms=%d",
                 customer_id,
-                ",".join(config.key for config in configs) or "-",
-                outcome,
-                paced_load.deferred_for,
                 _ms(started),
-                extra=_fields(
-                    customer_id,
-                    outcome,
-                    started,
-                    keys=[config.key for config in configs],
-                    requests=0,
-                    wait_s=paced_load.deferred_for,
-                ),
+                extra=_fields(customer_id, "no-customer", started, keys=[], requests=0),
             )
             return
-        report = paced_load.report
-    else:
-        report = cards_load(
-            customer=customer, configs=configs, stale_before=horizon, claim_token=claim_token
-        )
+        configs = card_configs_enabled(ids=config_ids)
+        horizon = datetime.fromisoformat(stale_before) if stale_before else None
+        if paced:
+            paced_load = cards_load_paced(
+                customer=customer, configs=configs, stale_before=horizon, deferrals=deferrals
+            )
+            if paced_load.deferred_for is not None:
+                outcome = "dropped" if paced_load.dropped else "deferred"
+                logger.info(
+                    "cards_load customer=%s keys=%s outcome=%s wait_s=%.1f requests=0 "
+                    "duration_ms=%d",
+                    customer_id,
+                    ",".join(config.key for config in configs) or "-",
+                    outcome,
+                    paced_load.deferred_for,
+                    _ms(started),
+                    extra=_fields(
+                        customer_id,
+                        outcome,
+                        started,
+                        keys=[config.key for config in configs],
+                        requests=0,
+                        wait_s=paced_load.deferred_for,
+                    ),
+                )
+                return
+            report = paced_load.report
+        else:
+            report = cards_load(
+                customer=customer, configs=configs, stale_before=horizon, claim_token=claim_token
+            )
+        taken = {instance.config_id for instance in report.instances}
+    finally:
+        if claim_token and (config_ids is None or set(config_ids) - taken):
+            cards_claim_release(customer_id=customer_id, token=claim_token)
     _log_load(customer_id, report, started)
 
 

@@ -74,15 +74,10 @@ class FanOut:
         return len({job.customer_id for job in self.jobs})
 
 
-def _dead_before(now: datetime) -> datetime:
-    return now - timedelta(seconds=settings.CARDS_CLAIM_DEAD_AFTER_SECONDS)
-
-
-def _dead_claim(now: datetime) -> Q:
-    # A row still unclaimed since it was created counts too, once it is as old as a claim.
-    dead_before = _dead_before(now)
-    return Q(state=State.LOADING) & (
-        Q(claimed_at__lt=dead_before) | Q(claimed_at__isnull=True, updated_at__lt=dead_before)
+def _needs_recovery(now: datetime) -> Q:
+    # A dead claim, or a card with no outcome yet that nobody holds (its claim was released).
+    return Q(claimed_at__lt=CardInstance.claim_dead_before(now)) | Q(
+        state=State.LOADING, claimed_at__isnull=True
     )
 
 
@@ -129,7 +124,7 @@ def cards_refresh_ahead(*, now: datetime | None = None, limit: int | None = None
             config__is_enabled=True,
             expires_at__lte=horizon,
         )
-        .filter(~Q(state=State.LOADING) | Q(claimed_at__lt=_dead_before(now)))
+        .filter(CardInstance.claim_free_q(now))
         # Ordered by the customer's view, not by expiry: PostgreSQL then walks the watched
         # customers on their last_viewed_at index and probes each one's cards (cost follows
         # the watched customers). Ordered by expires_at it walks that index instead, through
@@ -151,7 +146,7 @@ def cards_recover_claims(*, now: datetime | None = None, limit: int | None = Non
     limit = limit or settings.CARDS_DISPATCH_BATCH_SIZE
     pairs = (
         CardInstance.objects.filter(
-            _dead_claim(now),
+            _needs_recovery(now),
             customer__last_viewed_at__gte=_watched_since(now),
             config__is_enabled=True,
         )
@@ -211,7 +206,7 @@ def _keep_warm_due(
     # many expired cards other configs have.
     due = (
         CardInstance.objects.filter(config_id__in=config_ids, expires_at__lte=horizon)
-        .filter(~Q(state=State.LOADING) | Q(claimed_at__lt=_dead_before(now)))
+        .filter(CardInstance.claim_free_q(now))
         .order_by("expires_at")
         .values_list("customer_id", flat=True)
     )

@@ -39,6 +39,8 @@ AGENT_REASONS: dict[str, str] = {
     Kind.CARD_TOO_BIG: "This card is too large to show.",
     Kind.UNKNOWN: "Something went wrong while loading this card.",
 }
+# A request refused before it could work (guard, TLS certificate, invalid request).
+INTEGRATION_REASON = "The card service is not set up correctly; an administrator can fix it."
 UNAVAILABLE_NOTICE = "Live loading is unavailable right now; showing cached cards."
 # An unavailable broker is asked again after a pause (RETRY_AFTER_SECONDS), never in a
 # tight loop; a long-poll that ended with loads still running is asked again soon.
@@ -72,6 +74,11 @@ class CardDisplay:
     @property
     def key(self) -> str:
         return self.view.key
+
+    @property
+    def config_id(self) -> int:
+        """What the element and its reload URL are keyed by: it survives a key rename."""
+        return self.view.config.pk
 
     @property
     def title(self) -> str:
@@ -144,6 +151,8 @@ class CardDisplay:
     @property
     def reason(self) -> str:
         kind = self.error["kind"] if self.error else Kind.UNKNOWN
+        if kind == Kind.REQUEST and self.detail.get("transient") is False:
+            return INTEGRATION_REASON  # reached or not, it cannot work as configured
         return AGENT_REASONS.get(kind, AGENT_REASONS[Kind.UNKNOWN])
 
     @property
@@ -212,14 +221,15 @@ def is_claimed(view: CardView) -> bool:
 
 
 class ReloadUrls:
-    """Reload URLs of one customer's cards from a single `reverse` (keys need no quoting:
-    SPEC §2 allows only letters, digits, `_` and `-`, and no key contains `~`)."""
+    """Reload URLs of one customer's cards, by config id (a key may be renamed while a
+    page is open), from a single `reverse`."""
 
     def __init__(self, customer_pk: int) -> None:
-        self.template = reverse("cards:card-reload", args=[customer_pk, "~"])
+        self.template = reverse("cards:card-reload", args=[customer_pk, 0])
+        self.prefix, _, self.suffix = self.template.rpartition("/0/")
 
-    def __call__(self, key: str) -> str:
-        return self.template.replace("~", key)
+    def __call__(self, config_id: int) -> str:
+        return f"{self.prefix}/{config_id}/{self.suffix}"
 
 
 # --- The poller -----------------------------------------------------------------------

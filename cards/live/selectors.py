@@ -30,14 +30,15 @@ class CardView:
 
     @property
     def state(self) -> str:
-        """loading, loaded or error; a dead claim shows what it had before."""
+        """The last stored outcome: loaded or error; loading before the first one."""
         if self.instance is None:
             return State.LOADING
-        if self.instance.state == State.LOADING and not self.instance.claim_is_live(self.now):
-            if self.instance.error_kind:
-                return State.ERROR
-            return State.LOADED if self.instance.has_data else State.LOADING
         return self.instance.state
+
+    @property
+    def fresh(self) -> bool:
+        """The last outcome is still current (whether or not someone reloads it)."""
+        return self.instance is not None and self.instance.is_fresh(self.now)
 
     @property
     def has_data(self) -> bool:
@@ -62,7 +63,7 @@ class CardView:
         """Data shown is a last good copy: reloading, failed since, or expired."""
         if not self.has_data:
             return False
-        return self.state != State.LOADED or not self.instance.is_fresh(self.now)
+        return self.state != State.LOADED or not self.fresh
 
     @property
     def loaded_at(self) -> datetime | None:

@@ -76,8 +76,11 @@ def cards_panel(*, request: HttpRequest, customer: Customer, force: bool = False
     cards = [
         CardDisplay(
             view,
-            pending=is_claimed(view) or (not unavailable and (force or view.needs_load)),
-            reload_url=reload_url(view.key),
+            # A fresh card someone reloads ahead of expiry is shown as it is (fresh);
+            # the poller still learns its next version at expiry or on the next ask.
+            pending=(is_claimed(view) and not view.fresh)
+            or (not unavailable and (force or view.needs_load)),
+            reload_url=reload_url(view.config.pk),
             unavailable=unavailable,
         )
         for view in views
@@ -117,8 +120,9 @@ def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
 
     Parameters (the poller's inputs): `cards`, the page's cards as `<config id>:<version>`;
     `pending`, the config ids it shows loading; `since`, epoch ms, and `started=1` when the
-    page or a reload started their loads then. Cards switched off meanwhile are removed
-    from the page.
+    page or a reload started their loads then. Cards switched off or deleted meanwhile
+    are removed from the page; a renamed one is answered under its new key (elements are
+    keyed by config id).
     """
     customer = get_object_or_404(Customer, pk=pk)
     now = timezone.now()
@@ -137,7 +141,7 @@ def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
             CardDisplay(
                 view,
                 pending=False,
-                reload_url=reload_url(view.key),
+                reload_url=reload_url(view.config.pk),
                 unavailable=view.config.pk in unavailable,
             )
             for view in views
@@ -181,7 +185,8 @@ def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
         "cards/card_updates.html",
         {
             "cards": cards,
-            "removed": [config.key for config in known if not config.is_enabled],
+            # Switched off, or deleted (no longer known at all).
+            "removed": [pk for pk in shown if pk not in versions],
             "poller": poller,
         },
     )
@@ -217,7 +222,7 @@ def card_fragment(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     card = CardDisplay(
         view,
         pending=config.pk in wait.waiting and not wait.unavailable,
-        reload_url=ReloadUrls(customer.pk)(key),
+        reload_url=ReloadUrls(customer.pk)(config.pk),
         unavailable=bool(wait.unavailable),
     )
     render_cards([card], show_detail=request.user.is_staff)
@@ -226,8 +231,11 @@ def card_fragment(request: HttpRequest, pk: int, key: str) -> HttpResponse:
 
 @agent_required
 @require_POST
-def card_reload(request: HttpRequest, pk: int, key: str) -> HttpResponse:
+def card_reload(request: HttpRequest, pk: int, config_id: int) -> HttpResponse:
     """Reload one card (SPEC §7 manual reload): its key alone, bypassing its cache.
+
+    Addressed by config id, so a button still works after its card's key was renamed; a
+    card switched off or deleted meanwhile answers empty to htmx, which removes it.
 
     Answers at once with the card reloading (its last data shown, marked stale), and a
     poller that replaces the page's: it waits for this card and for every card the old
@@ -237,9 +245,11 @@ def card_reload(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     customer = get_object_or_404(Customer, pk=pk)
     started = timezone.now()
     views = card_list(customer=customer, light=True, user=request.user)
-    view = next((v for v in views if v.key == key), None)
+    view = next((v for v in views if v.config.pk == config_id), None)
     if view is None:
-        raise Http404("No enabled card with this key.")
+        if _is_htmx(request):
+            return HttpResponse("")
+        raise Http404("No enabled card with this id.")
     unavailable = False
     try:
         cards_enqueue_stale(
@@ -254,7 +264,7 @@ def card_reload(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     card = CardDisplay(
         view,
         pending=not unavailable or is_claimed(view),
-        reload_url=ReloadUrls(customer.pk)(key),
+        reload_url=ReloadUrls(customer.pk)(config_id),
         unavailable=unavailable,
     )
     render_cards([card], show_detail=request.user.is_staff)

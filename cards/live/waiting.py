@@ -61,9 +61,10 @@ def card_settled(instance: CardInstance | None, *, since: datetime, now: datetim
     """Whether a card a page waits for holds an answer worth showing, the page's version
     unknown: it does when it is fresh, or when a load stored something (an answer or an
     error) at or after `since` and nobody is loading it again. A row in `loading` never
-    settles: it is either claimed (its loader will store) or about to be claimed.
+    settles: it is either claimed (its loader will store) or about to be claimed; nor does
+    one under a live claim (a reload is under way: its answer is what the page waits for).
     """
-    if instance is None or instance.state == State.LOADING:
+    if instance is None or instance.state == State.LOADING or instance.claim_is_live(now):
         return False
     return instance.is_fresh(now) or instance.updated_at >= since
 
@@ -88,8 +89,8 @@ def card_has_news(
         return False
     if shown is not None and card_version(instance) != shown:
         return True
-    if not pending:
-        return False
+    if not pending or instance.claim_is_live(now):
+        return False  # a reload is under way: its store is the news
     return (
         instance.is_fresh(now)
         if shown is not None

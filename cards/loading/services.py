@@ -11,22 +11,24 @@ Celery or to the in-process pool; the job takes the claim over (`cards_claim_tak
 and runs `cards_load` on what it took. This package is the only writer of card instances.
 """
 
+import functools
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
-from django.db.models import QuerySet
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from cards.loading import statements
 from cards.loading.bell import cards_stored
+from cards.loading.configs import card_configs_enabled
 from cards.loading.metrics import loads_observed
 from cards.models import CardConfig, CardInstance, CardRequest
 from cards.protocol.batching import Batch, batches_for
@@ -36,71 +38,13 @@ from customers.models import Customer
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["card_configs_enabled"]  # where callers have always found it
+
 State = CardInstance.State
 
 # Batches of one customer are fetched at once on this pool; its threads never touch the
 # database, so it is safe to share between web threads, loader threads and workers.
 _fetch_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="card-fetch")
-
-
-def card_configs_enabled(
-    *, keys: Sequence[str] | None = None, ids: Sequence[int] | None = None
-) -> list[CardConfig]:
-    """Enabled configs in display order, headers prefetched (one query each).
-
-    By `ids` (how every task asks, issue 7 B5) they come from this process's cache while
-    their rows are unchanged: one small query instead of two and the headers' decryption.
-    """
-    if ids is not None and keys is None:
-        return _configs_by_ids(ids)
-    return _configs_read(keys=keys, ids=ids)
-
-
-def _configs_read(
-    *, keys: Sequence[str] | None = None, ids: Sequence[int] | None = None
-) -> list[CardConfig]:
-    configs = CardConfig.objects.filter(is_enabled=True).prefetch_related("headers")
-    if keys is not None:
-        configs = configs.filter(key__in=keys)
-    if ids is not None:
-        configs = configs.filter(pk__in=ids)
-    return list(configs.order_by("order", "id"))
-
-
-# Config id -> (its `updated_at` as the database returned it, the config with its headers).
-# Every save of a config bumps `updated_at`, and so does a change to its headers alone
-# (the admin saves the config with its inline; `cards.configuration.transfer` bumps it on
-# import), so an entry is valid while the row's `updated_at` is the one read with it. Shared by a
-# worker's threads: entries are replaced whole, never changed, and so are the configs.
-_configs_cache: dict[int, tuple[Any, CardConfig]] = {}
-
-
-def _configs_by_ids(ids: Sequence[int]) -> list[CardConfig]:
-    """`card_configs_enabled(ids=ids)` from `_configs_cache`, reading only what changed."""
-    if not ids:
-        return []
-    meta, quote = CardConfig._meta, connection.ops.quote_name
-    enabled, updated_at = (quote(meta.get_field(n).column) for n in ("is_enabled", "updated_at"))
-    # Only quoted names from the model are written into the statement; values are params.
-    sql = (
-        f"SELECT {quote(meta.pk.column)}, {updated_at} FROM {quote(meta.db_table)} "  # noqa: S608
-        f"WHERE {enabled} = %s AND {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))})"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [True, *ids])
-        current = dict(cursor.fetchall())
-    for pk in ids:
-        if pk not in current:
-            _configs_cache.pop(pk, None)  # gone or disabled
-    stale = [pk for pk, version in current.items() if _configs_cache.get(pk, (None,))[0] != version]
-    if stale:
-        for pk in stale:
-            _configs_cache.pop(pk, None)
-        # Read after the versions: a config saved in between is read anew next time.
-        for config in _configs_read(ids=stale):
-            _configs_cache[config.pk] = (current[config.pk], config)
-    configs = [entry[1] for pk in current if (entry := _configs_cache.get(pk))]
-    return sorted(configs, key=lambda config: (config.order, config.pk))
 
 
 def cards_claim(
@@ -129,7 +73,6 @@ def cards_claim(
         config_ids=[config.pk for config in configs],
         token=token,
         now=now,
-        dead_before=now - timedelta(seconds=settings.CARDS_CLAIM_DEAD_AFTER_SECONDS),
         stale_before=None if force else (stale_before or now),
     )
     return token, _attach(instances, customer=customer, configs=configs)
@@ -165,13 +108,16 @@ def cards_claim_take_over(
     return new_token, _attach(instances, customer=customer, configs=configs)
 
 
-def cards_claim_release(*, customer: Customer, token: str) -> int:
-    """Give up a claim nobody will load (the broker refused the task).
+def cards_claim_release(*, customer_id: int, token: str) -> int:
+    """Give up a claim nobody will complete (the broker refused the task, the load
+    failed, the process is stopping); the number of rows released.
 
-    The rows stay `loading` without a claim: they show what they had and the next view
-    claims them again.
+    The rows keep their last outcome: they show what they had, and the next view or
+    dispatcher claims them again. Releasing never moves `updated_at` (a page's version).
     """
-    return CardInstance.objects.filter(customer=customer, claim_token=token).update(
+    if not token:
+        return 0
+    return CardInstance.objects.filter(customer_id=customer_id, claim_token=token).update(
         claimed_at=None, claim_token=""
     )
 
@@ -226,44 +172,117 @@ def cards_load_claimed(
     before_request: Callable[[Batch], None] | None = None,
 ) -> LoadReport:
     """Fetch and store cards claimed with `token` (their configs attached, headers
-    prefetched), batches concurrently; `cards_load` after its claim."""
+    prefetched), batches concurrently; `cards_load` after its claim.
+
+    Each batch is stored on its own as soon as it is fetched: a batch that fails (to
+    fetch or to store) costs only its own cards, and whatever goes wrong, no claim of
+    this load outlives it (the cards it did not store are released, for the next view).
+    The customer arrives with its tenant (`customer_get`): the request bodies are built
+    here, on this thread, so the fetch threads never touch the database.
+    """
     report = LoadReport()
     if not instances:
         return report
     by_config = {instance.config_id: instance for instance in instances}
     batches = batches_for(instance.config for instance in instances)
-    if len(batches) == 1:
-        results = [(batches[0], _fetch_batch(customer, batches[0], before_request))]
-    else:
-        futures = {
-            _fetch_pool.submit(_fetch_batch, customer, b, before_request): b for b in batches
-        }
-        results = ((futures[f], f.result()) for f in as_completed(futures))
-    for batch, (exchanges, outcomes) in results:
-        report.requests += len(exchanges)
-        _store_outcomes_or_fail(
-            customer=customer,
-            batch=batch,
-            exchanges=exchanges,
-            outcomes=outcomes,
-            instances=[by_config[config.pk] for config in batch.configs],
-            token=token,
-        )
-        report.instances.extend(by_config[config.pk] for config in batch.configs)
+    failed = False
+    with _active_lock:
+        _active_claims[token] = customer.pk
+    try:
+        bodies = [build_request_body(customer=customer, keys=batch.keys) for batch in batches]
+        for batch, fetched in _fetches(batches, bodies, before_request):
+            batch_instances = [by_config[config.pk] for config in batch.configs]
+            try:
+                exchanges, outcomes = fetched()
+                report.requests += len(exchanges)
+                _store_outcomes_or_fail(
+                    customer=customer,
+                    batch=batch,
+                    exchanges=exchanges,
+                    outcomes=outcomes,
+                    instances=batch_instances,
+                    token=token,
+                )
+            except Exception:
+                failed = True
+                logger.exception(
+                    "Loading cards %s of customer %s failed; their claim is released",
+                    ",".join(batch.keys),
+                    customer.pk,
+                )
+            report.instances.extend(batch_instances)
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        with _active_lock:
+            _active_claims.pop(token, None)
+        if failed:
+            _release_quietly(customer_id=customer.pk, token=token)
     return report
 
 
+def _fetches(
+    batches: list[Batch], bodies: list[bytes], before_request: Callable[[Batch], None] | None
+) -> Iterator[tuple[Batch, Callable[[], tuple[list[Exchange], dict[str, CardOutcome]]]]]:
+    """Each batch with the call that gives its fetch's result, in the order they finish:
+    concurrently on the fetch pool, or here one after the other for a single batch or once
+    the interpreter is shutting down (no new threads then; a load still finishes)."""
+    inline = [
+        (batch, functools.partial(_fetch_batch, batch, body, before_request))
+        for batch, body in zip(batches, bodies, strict=True)
+    ]
+    if len(batches) == 1:
+        yield from inline
+        return
+    try:
+        futures = {
+            _fetch_pool.submit(_fetch_batch, batch, body, before_request): batch
+            for batch, body in zip(batches, bodies, strict=True)
+        }
+    except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+        yield from inline
+        return
+    for future in as_completed(futures):
+        yield futures[future], future.result
+
+
+# The claims of the loads running in this process (token -> customer id), so that a
+# process that stops can release those its loads will not finish (cards.background.dispatch).
+_active_claims: dict[str, int] = {}
+_active_lock = threading.Lock()
+
+
+def cards_claims_release_running() -> int:
+    """Release the claims of every load still running in this process (it is stopping;
+    their stores, conditional on the claim, will then write nothing). Rows released."""
+    with _active_lock:
+        running = dict(_active_claims)
+    released = 0
+    for token, customer_id in running.items():
+        released += cards_claim_release(customer_id=customer_id, token=token)
+    return released
+
+
+def _release_quietly(*, customer_id: int, token: str) -> None:
+    """Release what is left of a failed load's claim; a failure to do so is logged (the
+    claim then dies on its own, CARDS_CLAIM_DEAD_AFTER_SECONDS)."""
+    try:
+        cards_claim_release(customer_id=customer_id, token=token)
+    except Exception:
+        logger.exception("Could not release claim %s of customer %s", token, customer_id)
+
+
 def _fetch_batch(
-    customer: Customer,
     batch: Batch,
+    body: bytes,
     before_request: Callable[[Batch], None] | None = None,
 ) -> tuple[list[Exchange], dict[str, CardOutcome]]:
     """One request for the batch, retried once after a pause when the failure is transient.
 
-    Runs on fetch threads: no database access here.
+    Runs on fetch threads: no database access here (the body is built by the caller).
     """
     keys = batch.keys
-    body = build_request_body(customer=customer, keys=keys)
     exchanges: list[Exchange] = []
     for attempt in (1, 2):
         if before_request is not None:
@@ -312,15 +331,42 @@ def _store_outcomes(
     now = timezone.now()
     # One transaction per batch: one commit instead of one per card.
     with transaction.atomic():
-        _store_rows(now=now, outcomes=outcomes, instances=instances, token=token)
-        _record_requests(customer=customer, batch=batch, exchanges=exchanges, outcomes=outcomes)
+        stored = _store_rows(now=now, outcomes=outcomes, instances=instances, token=token)
+        configs, customer_id = list(batch.configs), customer.pk
+        if len(stored) < len(instances):
+            # Some rows were not ours to write: taken over by another loader, or deleted
+            # with their config or customer meanwhile. The log keeps only what still exists.
+            configs, customer_id = _still_existing(configs, customer_id=customer.pk)
+        _record_requests(
+            customer_id=customer_id,
+            configs=configs,
+            batch=batch,
+            exchanges=exchanges,
+            outcomes=outcomes,
+        )
         cards_stored(customer_id=customer.pk)  # wakes the pages waiting for them
     loads_observed(batch=batch, exchanges=exchanges, outcomes=outcomes)  # /metrics
 
 
+def _still_existing(
+    configs: list[CardConfig], *, customer_id: int
+) -> tuple[list[CardConfig], int | None]:
+    """The configs that still exist, and the customer's id if it does (else None).
+
+    A config or customer deleted after this check leaves its log rows behind without
+    their key (CardRequest's keys are not database constraints): a store never fails
+    because what it loaded for vanished (issue 17).
+    """
+    existing = set(
+        CardConfig.objects.filter(pk__in=[c.pk for c in configs]).values_list("pk", flat=True)
+    )
+    customer_exists = Customer.objects.filter(pk=customer_id).exists()
+    return [c for c in configs if c.pk in existing], customer_id if customer_exists else None
+
+
 def _store_rows(
     *, now: datetime, outcomes: dict[str, CardOutcome], instances: list[CardInstance], token: str
-) -> None:
+) -> set[int]:
     changes_by_pk: dict[int, dict[str, Any]] = {}
     for instance in instances:
         outcome = outcomes[instance.config.key]
@@ -369,11 +415,13 @@ def _store_rows(
         if instance.pk in stored:
             for name, value in changes_by_pk[instance.pk].items():
                 setattr(instance, name, value)
+    return stored
 
 
 def _record_requests(
     *,
-    customer: Customer,
+    customer_id: int | None,
+    configs: list[CardConfig],
     batch: Batch,
     exchanges: list[Exchange],
     outcomes: dict[str, CardOutcome],
@@ -383,7 +431,7 @@ def _record_requests(
     rows = []
     for attempt, exchange in enumerate(exchanges, start=1):
         final = attempt == len(exchanges)
-        for config in batch.configs:
+        for config in configs:
             if final:
                 outcome = outcomes[config.key]
                 kind, detail = outcome.error_kind, (outcome.detail or None)
@@ -393,7 +441,7 @@ def _record_requests(
             rows.append(
                 CardRequest(
                     config=config,
-                    customer=customer,
+                    customer_id=customer_id,
                     batch_id=batch_id,
                     keys=batch.keys,
                     status_code=exchange.status_code,
@@ -406,57 +454,10 @@ def _record_requests(
                 )
             )
     # One INSERT for every request of the load.
-    CardRequest.objects.bulk_create(rows)
-
-
-@dataclass
-class PurgeReport:
-    instances: int = 0
-    requests: int = 0
-
-
-def cards_purge(*, now: datetime | None = None, batch_size: int | None = None) -> PurgeReport:
-    """Delete card data past retention, in bounded batches (SPEC §6) and old request logs.
-
-    Each batch is a short transaction of its own, so no lock is held for long.
-    """
-    now = now or timezone.now()
-    batch_size = batch_size or settings.CARDS_PURGE_BATCH_SIZE
-    cutoff = now - timedelta(seconds=settings.CARDS_PURGE_AFTER_SECONDS)
-    report = PurgeReport()
-    report.instances = _delete_in_batches(
-        CardInstance.objects.filter(expires_at__lt=cutoff), batch_size
-    ) + _delete_in_batches(
-        # Rows whose load never finished have no expiry: their last change counts.
-        CardInstance.objects.filter(expires_at__isnull=True, updated_at__lt=cutoff),
-        batch_size,
-    )
-    log_cutoff = now - timedelta(seconds=settings.CARDS_REQUEST_LOG_RETENTION_SECONDS)
-    report.requests = _delete_in_batches(
-        CardRequest.objects.filter(created_at__lt=log_cutoff), batch_size
-    )
-    return report
-
-
-def _delete_in_batches(queryset: QuerySet, batch_size: int) -> int:
-    """Delete in id order, each batch starting after the last: no batch rescans rows an
-    earlier one already deleted, so every batch costs about the same."""
-    deleted, after = 0, 0
-    while True:
-        ids = list(
-            queryset.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            return deleted
-        count, _ = queryset.model.objects.filter(pk__in=ids).delete()
-        deleted += count
-        after = ids[-1]
+    if rows:
+        CardRequest.objects.bulk_create(rows)
 
 
 def instance_needs_load(instance: CardInstance | None, *, now: datetime) -> bool:
-    """Missing, expired, or loading under a dead claim (SPEC §7 "open a customer")."""
-    if instance is None:
-        return True
-    if instance.state == State.LOADING:
-        return not instance.claim_is_live(now)
-    return not instance.is_fresh(now)
+    """Missing, or nobody loading it and its outcome missing or expired (SPEC §7)."""
+    return instance is None or instance.needs_load(now)

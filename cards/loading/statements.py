@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Model, Q
 from django.db.models.fields import NOT_PROVIDED
 
 from cards.models import CardInstance
@@ -50,21 +50,24 @@ def _returned_instances(sql: str, params: list[Any]) -> list[CardInstance]:
     return list(CardInstance.objects.raw(sql, params))
 
 
-def _claimable(*, dead_before: datetime, stale_before: datetime | None) -> tuple[str, list]:
-    """Which instance rows a claim may take, as an SQL condition and its params: a claim
-    nobody holds any more (never taken, or taken before `dead_before`: its loader died),
-    or a card nobody is loading that expired by `stale_before` (any, without one)."""
-    table = _table()
-    state, claimed_at = f"{table}.{_column('state')}", f"{table}.{_column('claimed_at')}"
-    loading = _db_value("state", State.LOADING)
-    dead_claim = f"({state} = %s AND ({claimed_at} IS NULL OR {claimed_at} < %s))"
-    needs_load = f"NOT ({state} = %s)"
-    params = [loading, _db_value("claimed_at", dead_before), loading]
-    if stale_before is not None:
-        expires_at = f"{table}.{_column('expires_at')}"
-        needs_load += f" AND ({expires_at} IS NULL OR {expires_at} <= %s)"
-        params.append(_db_value("expires_at", stale_before))
-    return f"({dead_claim} OR ({needs_load}))", params
+def _condition(q: Q) -> tuple[str, list[Any]]:
+    """A Q on CardInstance as an SQL condition on its table (columns qualified by the
+    table's name) and its params, compiled by the ORM: the model's own definitions
+    (`CardInstance.claim_free_q`) are used here, not restated."""
+    query = CardInstance.objects.filter(q).query
+    sql, params = query.where.as_sql(query.get_compiler(connection=connection), connection)
+    return f"({sql})", list(params)
+
+
+def _claimable(*, now: datetime, stale_before: datetime | None) -> tuple[str, list]:
+    """Which instance rows a claim may take, as an SQL condition and its params: rows
+    nobody is loading (`CardInstance.claim_free_q`) that have no outcome yet or whose
+    outcome expired by `stale_before` (any, without one)."""
+    free = CardInstance.claim_free_q(now)
+    if stale_before is None:
+        return _condition(free)
+    due = Q(state=State.LOADING) | Q(expires_at__isnull=True) | Q(expires_at__lte=stale_before)
+    return _condition(free & due)
 
 
 def claim(
@@ -73,14 +76,14 @@ def claim(
     config_ids: Sequence[int],
     token: str,
     now: datetime,
-    dead_before: datetime,
     stale_before: datetime | None,
 ) -> list[CardInstance]:
     """Claim the customer's instances of `config_ids` with `token`; the rows it took.
 
     `INSERT ... ON CONFLICT DO UPDATE ... WHERE <claimable> RETURNING`: missing rows are
-    inserted already claimed, existing ones taken where `_claimable`. The database locks
-    each row while it decides, so two claimers never both take one.
+    inserted already claimed (state `loading`: no outcome yet), existing ones taken where
+    `_claimable`; a claim sets only the claim columns. The database locks each row while
+    it decides, so two claimers never both take one.
     """
     missing = [
         CardInstance(
@@ -93,10 +96,9 @@ def claim(
         for pk in dict.fromkeys(config_ids)  # once each
     ]
     insert, params = _insert_sql(missing)
-    claimable, claimable_params = _claimable(dead_before=dead_before, stale_before=stale_before)
+    claimable, claimable_params = _claimable(now=now, stale_before=stale_before)
     taken = ", ".join(
-        f"{_column(name)} = excluded.{_column(name)}"
-        for name in ("state", "claimed_at", "claim_token")
+        f"{_column(name)} = excluded.{_column(name)}" for name in ("claimed_at", "claim_token")
     )
     sql = (
         f"{insert} ON CONFLICT ({_column('customer')}, {_column('config')}) "
@@ -123,7 +125,7 @@ def take_over(
         f"UPDATE {table} SET {_column('claim_token')} = %s, {_column('claimed_at')} = %s "  # noqa: S608
         f"WHERE {_column('customer')} = %s "
         f"AND {_column('config')} IN ({', '.join(['%s'] * len(config_ids))}) "
-        f"AND {_column('claim_token')} = %s AND {_column('state')} = %s "
+        f"AND {_column('claim_token')} = %s "
         f"{_returning()}"
     )
     params = [
@@ -132,7 +134,6 @@ def take_over(
         customer_id,
         *config_ids,
         _db_value("claim_token", token),
-        _db_value("state", State.LOADING),
     ]
     return _returned_instances(sql, params)
 

@@ -11,10 +11,13 @@ loads (cards.background.dispatch).
 
 import heapq
 import itertools
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
 
 
 class Alarms:
@@ -46,4 +49,9 @@ class Alarms:
                 while not self._heap or self._heap[0][0] > time.monotonic():
                     self._changed.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
                 _, _, callback = heapq.heappop(self._heap)
-            callback()
+            try:
+                callback()
+            except Exception:
+                # One failing callback must not stop every later alarm of the process
+                # (request deadlines, delayed loads): logged, and the thread goes on.
+                logger.exception("Alarm callback %r failed on %s", callback, self.name)

@@ -54,7 +54,9 @@ class CardOutcome:
 
     @property
     def retriable(self) -> bool:
-        return _is_retriable(self.error_kind, self.detail.get("statusCode"))
+        return _is_retriable(
+            self.error_kind, self.detail.get("statusCode"), self.detail.get("transient", True)
+        )
 
     @property
     def cached(self) -> bool:
@@ -62,9 +64,18 @@ class CardOutcome:
         return not self.ok and not self.retriable
 
 
-def _is_retriable(error_kind: str, status_code: int | None) -> bool:
-    if error_kind in (ErrorKind.TIMEOUT, ErrorKind.REQUEST):
+# SPEC §6 retries and never caches REQUEST. Issue 17 narrows that, and wins over the
+# SPEC's table: only what may pass on its own is transient (timeouts of the connection,
+# the read or the name resolution, a reset or refused connection, DNS). A refusal by the
+# outbound guard (§8), an invalid TLS certificate or TLS setup, and a request that cannot
+# be sent (an invalid URL, a non-Latin-1 header value) are integration errors: REQUEST
+# with `transient: false` in the detail, not retried, cached CARDS_ERROR_TTL_SECONDS
+# (5 min), so every view does not try, and log, again.
+def _is_retriable(error_kind: str, status_code: int | None, transient: bool = True) -> bool:
+    if error_kind == ErrorKind.TIMEOUT:
         return True
+    if error_kind == ErrorKind.REQUEST:
+        return transient
     return error_kind == ErrorKind.STATUS_CODE and (
         status_code == 429 or (status_code is not None and status_code >= 500)
     )
@@ -73,7 +84,7 @@ def _is_retriable(error_kind: str, status_code: int | None) -> bool:
 def exchange_is_retriable(exchange: Exchange) -> bool:
     """Whether the whole request failed in a way worth one more try after a pause."""
     if exchange.error_kind:
-        return _is_retriable(exchange.error_kind, None)
+        return _is_retriable(exchange.error_kind, None, exchange.error_transient)
     return exchange.status_code != 200 and _is_retriable(
         ErrorKind.STATUS_CODE, exchange.status_code
     )
@@ -152,6 +163,8 @@ def _outcomes_for(exchange: Exchange, keys: list[str]) -> dict[str, CardOutcome]
         base["statusCode"] = exchange.status_code
     if exchange.error_kind:
         detail = {**base, "message": exchange.error_message}
+        if not exchange.error_transient:
+            detail["transient"] = False  # an integration error (see _is_retriable)
         if exchange.response_body:
             detail["bodyExcerpt"] = _excerpt(exchange.response_body)
         return _fail_all(keys, exchange.error_kind, detail)

@@ -191,8 +191,12 @@ CELERY_TASK_PUBLISH_RETRY = False
 # die with them while another worker is idle. Loads are long enough that the next fetch
 # from Redis is never what a thread waits for.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Not set, because on the threads pool without ack emulation they would do nothing (issue
+# 17): acks_late (an ack is a no-op without the "unacked" hash, so a killed worker's
+# message is lost either way: its claim dies and beat reloads the card), and
+# reject_on_worker_lost and the task time limits (enforced by prefork's child processes
+# only). What bounds a load is the request deadline (CARDS_REQUEST_TIMEOUT_SECONDS, twice
+# at most, with the retry pause).
 # Celery's Django fixup closes every database connection before and after each task
 # unless this is set, so each task would open a new one; config.celery applies Django's own
 # rules instead (CONN_MAX_AGE, health checks), as around a request.
@@ -237,6 +241,9 @@ CARDS_REQUEST_LOG_RETENTION_SECONDS = env.int(
     "CARDS_REQUEST_LOG_RETENTION_SECONDS", default=7 * 24 * 3600
 )
 CARDS_INPROCESS_WORKERS = env.int("CARDS_INPROCESS_WORKERS", default=8)
+# A process that stops gives its running in-process loads this long to finish (a request
+# deadline and a margin), then releases their claims; queued ones are cancelled at once.
+CARDS_SHUTDOWN_WAIT_SECONDS = env.float("CARDS_SHUTDOWN_WAIT_SECONDS", default=20.0)
 # How long a card fragment request waits for a load to finish before asking again.
 CARDS_WAIT_SECONDS = env.float("CARDS_WAIT_SECONDS", default=20.0)
 # An open customer page asks at least this often (and at each card's expiry), so cards an
@@ -261,11 +268,6 @@ READYZ_BEAT_MAX_AGE_SECONDS = env.int("READYZ_BEAT_MAX_AGE_SECONDS", default=0)
 CARDS_REFRESH_AHEAD_SECONDS = env.int("CARDS_REFRESH_AHEAD_SECONDS", default=60)
 # At most this many cards per run of a dispatcher (refresh-ahead, keep-warm, recovery).
 CARDS_DISPATCH_BATCH_SIZE = env.int("CARDS_DISPATCH_BATCH_SIZE", default=2000)
-# Global task limits just above the worst card load: two attempts at the deadline plus the
-# pause between them. Prefork enforces them; on the threads pool the request deadline does.
-CELERY_TASK_SOFT_TIME_LIMIT = int(2 * CARDS_REQUEST_TIMEOUT_SECONDS + CARDS_RETRY_DELAY_SECONDS + 5)
-CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 10
-
 # The lookup link (/customers/lookup/?email=...) may offer to create an unknown customer,
 # to agents with the customers.create_from_lookup permission only (README "Open a customer
 # from another tool").

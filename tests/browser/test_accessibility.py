@@ -178,18 +178,18 @@ def test_every_control_is_reached_and_operated_by_keyboard_with_a_visible_focus_
     assert weak == []
 
     # Operable: a card's reload button by Enter (focus stays on it), a copy button by Space.
-    reload = page.locator("#card-subscription-reload")
+    reload = page.locator("[data-card-key='subscription'] .cc-card__reload")
     reload.focus()
     page.keyboard.press("Enter")
-    expect(page.locator("#card-subscription")).to_have_attribute(
+    expect(page.locator("[data-card-key='subscription']")).to_have_attribute(
         "data-card-state", "loaded", timeout=TIMEOUT_MS
     )
     expect(page.locator(":focus")).to_have_id("card-subscription-reload")
-    page.locator("#card-customer-details .cc-copy").first.focus()
+    page.locator("[data-card-key='customer-details'] .cc-copy").first.focus()
     page.keyboard.press("Space")
     expect(page.locator("#app-live")).to_contain_text("Copied.", timeout=TIMEOUT_MS)
     # "/" jumps to the customer search.
-    page.locator("#card-subscription-reload").focus()
+    page.locator("[data-card-key='subscription'] .cc-card__reload").focus()
     page.keyboard.press("/")
     expect(page.locator(":focus")).to_have_attribute("name", "q")
     assert session.errors == []

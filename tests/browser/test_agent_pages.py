@@ -21,7 +21,7 @@ pytestmark = pytest.mark.browser
 
 
 def card_locator(page, key: str, state: str | None = None):
-    selector = f"#card-{key}"
+    selector = f'.cc-card[data-card-key="{key}"]'  # ids are the configs' (issue 17)
     if state:
         selector += f'[data-card-state="{state}"]'
     return page.locator(selector)
@@ -81,7 +81,7 @@ def test_cards_load_from_skeletons_reload_at_expiry_show_errors_and_copy(login, 
     button.click()
     page.locator(".cc-copy.is-copied").wait_for(timeout=TIMEOUT_MS)
     assert page.evaluate("navigator.clipboard.readText()") == copy_value
-    page.locator("#card-ids .cc-copy:not(.is-copied)").wait_for(timeout=TIMEOUT_MS)
+    card_locator(page, "ids").locator(".cc-copy:not(.is-copied)").wait_for(timeout=TIMEOUT_MS)
 
     assert session.errors == []
 

@@ -24,7 +24,7 @@ def versioned(key):
 
 
 SELECT_STABLE_JS = """key => {
-  const text = [...document.querySelectorAll(`#card-${key} .cc-text`)]
+  const text = [...document.querySelectorAll(`[data-card-key="${key}"] .cc-text`)]
     .find(e => e.textContent.includes("Words that stay"));
   const range = document.createRange();
   range.selectNodeContents(text.firstChild.nodeType === 3 ? text : text.firstChild);
@@ -67,8 +67,8 @@ def selection(page) -> str:
 def test_focus_a_selection_and_the_scroll_survive_an_automatic_refresh(login, card_api):
     session, _ = open_cards(login, card_api, ttl={"plan": 2})
     page = session.page
-    plan = page.locator("#card-plan")
-    page.locator("#card-plan-reload").focus()
+    plan = page.locator("[data-card-key='plan']")
+    page.locator("[data-card-key='plan'] .cc-card__reload").focus()
     page.evaluate("window.scrollTo(0, 120)")
     scrolled = page.evaluate("window.scrollY")
     assert scrolled > 0
@@ -89,13 +89,15 @@ def test_focus_a_selection_and_the_scroll_survive_an_automatic_refresh(login, ca
 def test_focus_stays_on_a_reload_button_and_selections_survive_reload_all(login, card_api):
     session, api = open_cards(login, card_api, ttl={})
     page = session.page
-    reload = page.locator("#card-orders-reload")
+    reload = page.locator("[data-card-key='orders'] .cc-card__reload")
     page.evaluate(WATCH_JS, "plan")
 
     reload.focus()
     page.keyboard.press("Enter")
-    expect(page.locator("#card-orders")).to_contain_text("orders version 2", timeout=TIMEOUT_MS)
-    expect(page.locator("#card-orders")).to_have_attribute("data-card-state", "loaded")
+    expect(page.locator("[data-card-key='orders']")).to_contain_text(
+        "orders version 2", timeout=TIMEOUT_MS
+    )
+    expect(page.locator("[data-card-key='orders']")).to_have_attribute("data-card-state", "loaded")
     expect(page.locator(":focus")).to_have_id("card-orders-reload")
     assert page.evaluate("window.__mutations.plan") == []  # another card's reload
 
@@ -105,7 +107,9 @@ def test_focus_stays_on_a_reload_button_and_selections_survive_reload_all(login,
     page.locator("#cards-reload-all").focus()
     page.keyboard.press("Enter")
     for key in ("plan", "orders", "notes", "extra"):
-        expect(page.locator(f"#card-{key}")).to_contain_text(f"{key} version 3", timeout=TIMEOUT_MS)
+        expect(page.locator(f"[data-card-key='{key}']")).to_contain_text(
+            f"{key} version 3", timeout=TIMEOUT_MS
+        )
     expect(page.locator('[data-card-state="loading"]')).to_have_count(0)
     expect(page.locator(":focus")).to_have_id("cards-reload-all")
     assert selection(page) == STABLE
@@ -117,10 +121,10 @@ def test_reloading_keeps_the_data_readable_and_says_so_without_calling_it_stale(
     gate.set()
     session, _ = open_cards(login, card_api, ttl={}, gate=gate)
     page = session.page
-    orders = page.locator("#card-orders")
+    orders = page.locator("[data-card-key='orders']")
     try:
         gate.clear()
-        page.locator("#card-orders-reload").click()
+        page.locator("[data-card-key='orders'] .cc-card__reload").click()
         expect(orders).to_have_class("cc-card cc-card--loading cc-card--reloading")
         expect(orders.locator(".cc-card__status")).to_have_text("Reloading")
         expect(orders).not_to_contain_text("stale")
@@ -152,13 +156,13 @@ def test_a_lost_connection_is_shown_with_a_countdown_and_retried(login, card_api
     notice.get_by_role("button", name="Retry now").click()
     expect(notice).to_be_hidden(timeout=TIMEOUT_MS)
     expect(page.locator('[data-card-state="loading"]')).to_have_count(0, timeout=TIMEOUT_MS)
-    expect(page.locator("#card-plan")).to_contain_text("plan version 2")
+    expect(page.locator("[data-card-key='plan']")).to_contain_text("plan version 2")
 
 
 def test_an_error_card_says_how_old_its_data_is_and_tries_again(login, card_api):
     session, api = open_cards(login, card_api, ttl={})
     page = session.page
-    notes = page.locator("#card-notes")
+    notes = page.locator("[data-card-key='notes']")
     api.missing = {"notes"}
 
     notes.locator(".cc-card__reload").click()

@@ -46,13 +46,15 @@ def test_screenshots_of_the_customer_page_in_each_state(login, card_api, setting
 
     expect(page.locator(LOADING)).to_have_count(0, timeout=TIMEOUT_MS)
     for key in ("customer-details", "subscription", "last-order", "usage", "latest-invoice"):
-        expect(page.locator(f"#card-{key}")).to_contain_text(CARD_TITLES[key])
+        expect(page.locator(f"[data-card-key='{key}']")).to_contain_text(CARD_TITLES[key])
     shoot_every_size(page, "loaded", "#cards-panel")
 
     api.missing = {"subscription", "usage"}
     page.get_by_role("button", name="Reload all").click()
     expect(page.locator('.cc-card[data-card-state="error"]')).to_have_count(2, timeout=TIMEOUT_MS)
-    expect(page.locator("#card-subscription .cc-card__shown")).to_contain_text("Showing data")
+    expect(page.locator("[data-card-key='subscription'] .cc-card__shown")).to_contain_text(
+        "Showing data"
+    )
     shoot_every_size(page, "error", '.cc-card[data-card-state="error"]')
     assert session.errors == []
 
@@ -65,7 +67,7 @@ def test_screenshots_of_copy_buttons_badges_and_rows(login, card_api, width, vie
     page = session.page
     session.open(f"/customers/{seed.first_customer.pk}/")
     expect(page.locator(LOADING)).to_have_count(0, timeout=TIMEOUT_MS)
-    card = page.locator("#card-customer-details")
+    card = page.locator("[data-card-key='customer-details']")
 
     # The copy button: an icon, the value beside it in the row, its tooltip on hover.
     copy = card.locator(".cc-copy").last
@@ -86,7 +88,7 @@ def test_screenshots_of_copy_buttons_badges_and_rows(login, card_api, width, vie
     # This card and the next (coloured badges), side by side or stacked.
     page.evaluate("window.scrollTo(0, 0)")
     first = card.bounding_box()
-    second = page.locator("#card-subscription").bounding_box()
+    second = page.locator("[data-card-key='subscription']").bounding_box()
     left, top = min(first["x"], second["x"]), min(first["y"], second["y"])
     right = max(first["x"] + first["width"], second["x"] + second["width"])
     bottom = max(first["y"] + first["height"], second["y"] + second["height"])

@@ -73,8 +73,12 @@ def ok(response) -> str:
 
 def card_of(html: str, key: str) -> str:
     """One card element of a page or of an answer ('' when absent)."""
+    # Elements are keyed by config id (id="card-<pk>"); tests find them by key.
     match = re.search(
-        rf'<(section|div)(?: hx-swap-oob="morph")? id="card-{key}".*?</\1>', html, re.S
+        rf'<(section|div)(?: hx-swap-oob="morph")? id="card-\d+"[^>]* data-card-key="{key}"'
+        r".*?</\1>",
+        html,
+        re.S,
     )
     return match.group(0) if match else ""
 

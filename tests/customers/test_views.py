@@ -250,10 +250,10 @@ def test_customer_page_renders_cached_cards_at_once_and_skeletons_for_the_others
     html = agent_client.get(detail_url(customer)).content.decode()
 
     assert html.index("Plan") < html.index("Orders")  # config order
-    plan_card = html[html.index('id="card-plan"') : html.index('id="card-orders"')]
+    plan_card = html[html.index('data-card-key="plan"') : html.index('data-card-key="orders"')]
     assert "<strong>Pro</strong>" in plan_card and 'data-card-state="loaded"' in plan_card
     assert "loaded <time" in plan_card and "stale" not in plan_card
-    orders_card = html[html.index('id="card-orders"') : html.index('id="cards-poller"')]
+    orders_card = html[html.index('data-card-key="orders"') : html.index('id="cards-poller"')]
     assert 'data-card-state="loading"' in orders_card and "cc-skeleton" in orders_card
     # One poller waits for every card still loading (cards.live.views.card_updates).
     poller = html[html.index('<div id="cards-poller"') :]

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from cards.loading.services import cards_purge
+from cards.loading.purge import cards_purge
 
 
 class Command(BaseCommand):

@@ -84,6 +84,11 @@ class Exchange:
     duration_ms: int = 0
     error_kind: str | None = None  # None, "TIMEOUT", "REQUEST", or "RESPONSE_BODY" (too large)
     error_message: str = ""
+    # Whether the failure may pass on its own (a timeout, a reset, a refused connection,
+    # DNS): worth one more try and not cached. Refusals by the guard, invalid TLS
+    # certificates and requests that cannot be sent are the integration's to fix: they
+    # are not retried and are cached like any integration error (issue 17; outcomes.py).
+    error_transient: bool = True
 
 
 # --- Request building (SPEC §3) ---------------------------------------------------------
@@ -164,34 +169,36 @@ def _find(exc: BaseException, kinds: type | tuple[type, ...]) -> Any:
     return next((item for item in _chain(exc) if isinstance(item, kinds)), None)
 
 
-def _describe(exc: BaseException, *, host: str, port: int) -> tuple[str, str]:
-    """(error_kind, specific human message) for a failed exchange."""
+def _describe(exc: BaseException, *, host: str, port: int) -> tuple[str, str, bool]:
+    """(error_kind, specific human message, transient) for a failed exchange."""
     where = f"{host}:{port}"
     if refused := _find(exc, AddressRefused):
-        return "REQUEST", str(refused)
+        return "REQUEST", str(refused), False
     # urllib3's NewConnectionError subclasses ConnectTimeoutError, refusals included.
     if any(
         isinstance(item, ConnectTimeoutError) and not isinstance(item, NewConnectionError)
         for item in _chain(exc)
     ):
-        return "TIMEOUT", f"no connection to {where} within {seconds()}"
+        return "TIMEOUT", f"no connection to {where} within {seconds()}", True
     if _find(exc, (ReadTimeoutError, TimeoutError)):
-        return "TIMEOUT", f"no complete answer within {seconds()}"
+        return "TIMEOUT", f"no complete answer within {seconds()}", True
     if cert_error := _find(exc, ssl.SSLCertVerificationError):
         detail = cert_error.verify_message or cert_error.reason or str(cert_error)
-        return "REQUEST", f"TLS certificate of {host} is not valid: {detail}"
+        return "REQUEST", f"TLS certificate of {host} is not valid: {detail}", False
+    if _find(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return "REQUEST", f"{where} closed the connection during the TLS handshake", True
     if tls_error := _find(exc, ssl.SSLError):
         detail = tls_error.reason or str(tls_error)
-        return "REQUEST", f"TLS error with {where}: {detail}"
+        return "REQUEST", f"TLS error with {where}: {detail}", False
     if dns_error := _find(exc, socket.gaierror):
-        return "REQUEST", f"{host} cannot be resolved ({dns_error.strerror})"
+        return "REQUEST", f"{host} cannot be resolved ({dns_error.strerror})", True
     if _find(exc, ConnectionRefusedError):
-        return "REQUEST", f"connection refused to {where}"
+        return "REQUEST", f"connection refused to {where}", True
     # Before ConnectionResetError, which it subclasses.
     if _find(exc, http.client.RemoteDisconnected):
-        return "REQUEST", f"{where} closed the connection without answering"
+        return "REQUEST", f"{where} closed the connection without answering", True
     if _find(exc, ConnectionResetError):
-        return "REQUEST", f"connection reset by {where}"
+        return "REQUEST", f"connection reset by {where}", True
     if short := _find(exc, http.client.IncompleteRead):
         # urllib3's subclass counts `partial` in bytes; http.client's holds the bytes.
         received = short.partial if isinstance(short.partial, int) else len(short.partial)
@@ -199,12 +206,18 @@ def _describe(exc: BaseException, *, host: str, port: int) -> tuple[str, str]:
         return (
             "REQUEST",
             f"{where} closed the connection after {received}{of_total} bytes of the response body",
+            True,
         )
     # requests' own exceptions are OSErrors too, without an errno: look past them.
     system_errors = [e for e in _chain(exc) if isinstance(e, OSError) and e.errno is not None]
     if system_errors and system_errors[0].strerror:
-        return "REQUEST", f"network error with {where}: {system_errors[0].strerror}"
-    return "REQUEST", f"request to {where} failed: {exc}"
+        return "REQUEST", f"network error with {where}: {system_errors[0].strerror}", True
+    return "REQUEST", f"request to {where} failed: {exc}", True
+
+
+def _fail(exchange: Exchange, kind: str, message: str, transient: bool) -> None:
+    exchange.error_kind, exchange.error_message = kind, message
+    exchange.error_transient = transient
 
 
 def _declared_length(response: requests.Response) -> int | None:
@@ -253,7 +266,7 @@ def _send(exchange: Exchange, deadline: Deadline, *, host: str, port: int) -> No
             )
         )
     except (requests.RequestException, ValueError) as exc:
-        exchange.error_kind, exchange.error_message = "REQUEST", f"invalid request: {exc}"
+        _fail(exchange, "REQUEST", f"invalid request: {exc}", False)
         return
     exchange.request_headers = dict(prepared.headers)
     timeout = deadline.remaining()
@@ -267,18 +280,18 @@ def _send(exchange: Exchange, deadline: Deadline, *, host: str, port: int) -> No
             proxies={},
         )
     except (requests.RequestException, AddressRefused, OSError) as exc:
-        exchange.error_kind, exchange.error_message = _describe(exc, host=host, port=port)
+        _fail(exchange, *_describe(exc, host=host, port=port))
         return
     except UnicodeEncodeError as exc:
-        exchange.error_kind = "REQUEST"
-        exchange.error_message = f"a header value cannot be sent (HTTP needs Latin-1): {exc}"
+        message = f"a header value cannot be sent (HTTP needs Latin-1): {exc}"
+        _fail(exchange, "REQUEST", message, False)
         return
     try:
         exchange.status_code = response.status_code
         exchange.response_headers = dict(response.headers)
         _read_body(response, exchange)
     except (requests.RequestException, OSError, http.client.HTTPException) as exc:
-        exchange.error_kind, exchange.error_message = _describe(exc, host=host, port=port)
+        _fail(exchange, *_describe(exc, host=host, port=port))
     finally:
         response.close()
 
@@ -294,7 +307,7 @@ def post_cards(*, url: str, headers: dict[str, str], body: bytes) -> Exchange:
     exchange = Exchange(url=url, request_headers=dict(headers), request_body=body)
     reason = url_refusal(url)
     if reason:
-        exchange.error_kind, exchange.error_message = "REQUEST", reason
+        _fail(exchange, "REQUEST", reason, False)
         return exchange
     host, port = host_and_port(url)
 

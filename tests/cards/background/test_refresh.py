@@ -74,15 +74,15 @@ def test_refresh_ahead_picks_watched_customers_cards_that_expire_within_a_minute
         viewed(MINUTE),
         plan,
         expires_in=-SOON,
-        state=State.LOADING,
         claimed_at=now - timedelta(seconds=41),
+        claim_token="died",
     )
     not_due = [
         instance(watched, disabled, expires_in=SOON),
         instance(viewed(MINUTE), plan, expires_in=LATER),
         instance(viewed(timedelta(minutes=11)), plan, expires_in=SOON),
         instance(viewed(None), plan, expires_in=SOON),
-        instance(viewed(MINUTE), plan, expires_in=-SOON, state=State.LOADING, claimed_at=now),
+        instance(viewed(MINUTE), plan, expires_in=-SOON, claimed_at=now, claim_token="live"),
     ]
 
     fan_out = cards_refresh_ahead()
@@ -145,22 +145,34 @@ def test_recovery_picks_only_dead_claims_of_watched_customers(settings):
     plan = CardConfigFactory(key="plan")
     now = timezone.now()
     long_ago = now - timedelta(seconds=41)
-    dead = instance(viewed(MINUTE), plan, expires_in=None, state=State.LOADING, claimed_at=long_ago)
-    live = instance(viewed(MINUTE), plan, expires_in=None, state=State.LOADING, claimed_at=now)
+    dead = instance(
+        viewed(MINUTE),
+        plan,
+        expires_in=None,
+        state=State.LOADING,
+        claimed_at=long_ago,
+        claim_token="d",
+    )
+    live = instance(
+        viewed(MINUTE), plan, expires_in=None, state=State.LOADING, claimed_at=now, claim_token="l"
+    )
     unwatched = instance(
-        viewed(timedelta(hours=1)), plan, expires_in=None, state=State.LOADING, claimed_at=long_ago
+        viewed(timedelta(hours=1)),
+        plan,
+        expires_in=None,
+        state=State.LOADING,
+        claimed_at=long_ago,
+        claim_token="u",
     )
     expired = instance(viewed(MINUTE), plan, expires_in=-SOON)
-    # Never claimed since it was created: dead once it is as old as a claim would be.
+    # Never loaded and nobody's any more (its claim was released): nothing else loads it.
     orphan = instance(viewed(MINUTE), plan, expires_in=None, state=State.LOADING)
-    CardInstance.objects.filter(pk=orphan.pk).update(updated_at=long_ago)
-    just_created = instance(viewed(MINUTE), plan, expires_in=None, state=State.LOADING)
 
     fan_out = cards_recover_claims()
 
     assert pairs(fan_out) == {(dead.customer_id, plan.pk), (orphan.customer_id, plan.pk)}
     picked = {job.customer_id for job in fan_out.jobs}
-    assert not picked & {i.customer_id for i in (live, unwatched, expired, just_created)}
+    assert not picked & {i.customer_id for i in (live, unwatched, expired)}
     assert all(job.stale_before is None for job in fan_out.jobs)
 
 

@@ -9,17 +9,13 @@ REQUIRE_SERVICES=1).
 """
 
 import json
-import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from celery import Task
 from django.urls import reverse
 from django.utils import timezone
 from werkzeug import Request, Response
@@ -35,7 +31,7 @@ from cards.tasks import (
     cards_recover_claims_task,
     cards_refresh_ahead_task,
 )
-from config.celery import app as celery_app
+from tests.cards.background.modes import eventually
 from tests.cards.cardapi import TEXT, CardApi
 from tests.factories import (
     CardConfigFactory,
@@ -43,96 +39,13 @@ from tests.factories import (
     CardInstanceFactory,
     CustomerFactory,
 )
-from tests.workers import Process, Workers, clear_test_broker, start_django_process
+from tests.workers import start_django_process
 
 State = CardInstance.State
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # A worker's claims die this fast in the killed-worker test (the default is 40 s).
 DEAD_AFTER = 3
-
-
-@dataclass
-class Mode:
-    """Where background loads run in this test, and how a beat tick reaches them."""
-
-    name: str
-    redis_url: str | None
-    workers: Workers | None
-    caplog: pytest.LogCaptureFixture
-    log_dir: Path
-    # The processes this test used, with their log size when it started using them.
-    processes: dict[Process, int] = field(default_factory=dict)
-    # Processes of this test alone (not the module's workers): stopped after it.
-    owned: list[Process] = field(default_factory=list)
-
-    def start_worker(self, **env: str) -> Process | None:
-        """A real worker in the Redis mode (reused between tests when `env` is the same);
-        nothing to start in the embedded mode."""
-        if self.workers is None:
-            return None
-        worker = self.workers.ensure(redis_url=self.redis_url, **env)
-        self.processes.setdefault(worker, worker.log_size())
-        return worker
-
-    def add_process(self, process: Process) -> None:
-        self.processes.setdefault(process, 0)
-        self.owned.append(process)
-
-    def tick(self, task: Task) -> None:
-        """What beat does for `task`: publish it to the workers (or run it in process)."""
-        if self.redis_url is None:
-            task.apply(throw=True)
-            return
-        with celery_app.connection_for_write(self.redis_url) as connection:
-            task.apply_async(connection=connection, retry=False)
-
-    def log(self) -> str:
-        """This test's task log lines: its workers' output, or this process's records."""
-        if self.redis_url is None:
-            return self.caplog.text
-        return "\n".join(process.log(since=since) for process, since in self.processes.items())
-
-
-@pytest.fixture(scope="module")
-def module_workers(tmp_path_factory):
-    workers = Workers(log_dir=tmp_path_factory.mktemp("workers"))
-    yield workers
-    workers.stop()
-    if workers.redis_url:
-        clear_test_broker(workers.redis_url)
-
-
-@pytest.fixture(params=["embedded", "redis"])
-def mode(request, settings, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="cards")
-    redis_url, workers = None, None
-    if request.param == "redis":
-        redis_url = request.getfixturevalue("redis_url")
-        workers = request.getfixturevalue("module_workers")
-        if workers.current is None:
-            # Cleared while no worker runs: a running worker's queue bindings must stay.
-            clear_test_broker(redis_url)
-    settings.REDIS_URL = redis_url or ""
-    running = Mode(
-        name=request.param,
-        redis_url=redis_url,
-        workers=workers,
-        caplog=caplog,
-        log_dir=tmp_path,
-    )
-    yield running
-    for process in running.owned:
-        process.stop()
-
-
-def eventually(check: Callable[[], bool], *, mode: Mode, timeout: float = 15.0) -> None:
-    """Poll `check` (usually a DB read) until it holds; fail with the task logs if not."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout} s ({mode.name} mode); task logs:\n{mode.log()}")
-        time.sleep(0.05)
 
 
 @dataclass

@@ -64,7 +64,7 @@ def test_the_poller_long_polls_until_the_load_the_page_started_is_stored(
     answer = ok(poll(agent_client, customer, poller))
 
     loaded = card_of(answer, "plan")
-    assert loaded.startswith('<section hx-swap-oob="morph" id="card-plan"')
+    assert loaded.startswith(f'<section hx-swap-oob="morph" id="card-{plan.pk}"')
     assert 'data-card-state="loaded"' in loaded and "plan version 1" in loaded
     assert "loaded <time" in loaded and "stale" not in loaded
     after = poller_of(answer)
@@ -116,7 +116,12 @@ def test_the_wait_gathers_batch_mates_that_settle_right_after_the_first(customer
         time.sleep(after)
         at = timezone.now()
         CardInstance.objects.filter(config=config).update(
-            state=State.LOADED, loaded_at=at, expires_at=at + timedelta(minutes=5), updated_at=at
+            state=State.LOADED,
+            loaded_at=at,
+            expires_at=at + timedelta(minutes=5),
+            updated_at=at,
+            claimed_at=None,
+            claim_token="",
         )
         close_old_connections()
 
@@ -335,7 +340,7 @@ def test_a_card_disabled_while_its_page_is_open_is_removed_from_the_page(agent_c
 
     answer = ok(poll(agent_client, customer, {"cards": shown(off), "pending": ids(off)}))
 
-    assert '<div id="card-off" hx-swap-oob="delete"></div>' in answer
+    assert f'<div id="card-{off.pk}" hx-swap-oob="delete"></div>' in answer
     assert poller_of(answer) == {}  # no card left to wait for
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from cards.live.display import AGENT_REASONS, UNAVAILABLE_NOTICE
 from cards.live.waiting import RETRY_AFTER_SECONDS
-from cards.models import CardInstance
+from cards.models import CardConfig, CardInstance
 from tests.cards.cardapi import card
 from tests.cards.cardpages import (
     card_ids,
@@ -102,7 +102,8 @@ def csrf_token(html: str) -> str:
 def reload(client, customer, key, poller: dict | None = None, **headers):
     """What the reload button sends: a POST with the page's poller's inputs."""
     form = {name: value for name, value in (poller or {}).items() if name != "trigger"}
-    return client.post(reverse("cards:card-reload", args=[customer.pk, key]), form, **headers)
+    config_id = CardConfig.objects.get(key=key).pk  # the button's URL names the config's id
+    return client.post(reverse("cards:card-reload", args=[customer.pk, config_id]), form, **headers)
 
 
 @loads
@@ -123,7 +124,8 @@ def test_reload_needs_csrf_and_asks_the_api_for_that_key_alone(csrf_client, card
     )
 
     orders = card_of(reloading, "orders")
-    assert orders.startswith('<section id="card-orders"')  # it replaces the card in place
+    # It replaces the card in place (same element id).
+    assert orders.startswith(f'<section id="card-{CardConfig.objects.get(key="orders").pk}"')
     # Reloaded seconds after it loaded: reloading with its data shown, not "stale".
     assert 'data-card-state="loading"' in orders and "cc-card--reloading" in orders
     assert "orders version 1" in orders and "Reloading" in orders and "stale" not in orders
@@ -196,10 +198,10 @@ def test_reload_all_reloads_every_card_and_answers_the_panel(agent_client, card_
 
 
 def test_reloads_answer_post_only(agent_client, customer):
-    CardConfigFactory(key="plan")
+    plan = CardConfigFactory(key="plan")
 
     assert (
-        agent_client.get(reverse("cards:card-reload", args=[customer.pk, "plan"])).status_code
+        agent_client.get(reverse("cards:card-reload", args=[customer.pk, plan.pk])).status_code
         == 405
     )
     assert agent_client.put(reverse("cards:cards-reload", args=[customer.pk])).status_code == 405

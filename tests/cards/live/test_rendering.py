@@ -3,7 +3,6 @@
 from html.parser import HTMLParser
 
 import pytest
-from django.template import Context, Template
 
 from cards.live.rendering import (
     BADGE_COLORS,
@@ -348,14 +347,6 @@ def test_bad_enum_values_fall_back_to_defaults():
     html = render_one({"componentText": {"text": "x", "textSize": "XXL", "textColor": 3}})
 
     assert only(html, "cc-text").classes == {"cc-text", "cc-size--M", "cc-color--NORMAL"}
-
-
-def test_template_tag_renders_components():
-    template = Template("{% load cards %}{% card_components components %}")
-
-    html = template.render(Context({"components": [{"componentBadge": {"badgeLabel": "Tag"}}]}))
-
-    assert "cc-badge--GREY" in html and "Tag" in html
 
 
 def test_output_has_no_inline_styles_or_scripts():

@@ -30,7 +30,7 @@ def test_a_pages_cards_are_read_in_two_queries_light_and_in_config_order(
         loaded_at=now,
         expires_at=now + timedelta(seconds=60),
     )
-    CardInstanceFactory(customer=customer, config=claimed, state=State.LOADING, claimed_at=now)
+    CardInstanceFactory(customer=customer, config=claimed, claimed=True)
     CardInstanceFactory(
         customer=customer,
         config=failed,

