@@ -211,6 +211,10 @@ CARDS_REQUEST_LOG_RETENTION_SECONDS = env.int(
 CARDS_INPROCESS_WORKERS = env.int("CARDS_INPROCESS_WORKERS", default=8)
 # How long a card fragment request waits for a load to finish before asking again.
 CARDS_WAIT_SECONDS = env.float("CARDS_WAIT_SECONDS", default=20.0)
+# While the store bell hears every process's stores (Redis, or PostgreSQL LISTEN), a waiting
+# page still reads its cards this often, as a safety net: slow, so a thousand waiting pages
+# cost a few hundred small reads a second, not thousands.
+CARDS_WAIT_RECHECK_SECONDS = env.float("CARDS_WAIT_RECHECK_SECONDS", default=5.0)
 # Built-in example card API (SPEC §10) and the demo.
 CARDS_EXAMPLE_API_ENABLED = env.bool("CARDS_EXAMPLE_API_ENABLED", default=True)
 
