@@ -3,8 +3,10 @@
 A Celery worker and the in-process pool (`cards.background.dispatch`) both run the task
 `cards.cards_load` (`cards.tasks.cards_load_task`), which calls `load_job_run` with a
 `LoadJob`'s arguments: the two modes run the same steps (take the claim over, fetch,
-store); only the transport differs. Each run logs one
-structured line (customer, keys, outcome, requests, duration).
+store); only the transport differs. The job's thread only claims: the fetches run on the fetch pool,
+capped per card API, and are stored on the store pool (`cards.loading.bulkheads`), so a
+slow card API never holds a worker's threads. Each run logs one structured line
+(customer, keys, outcome, requests, duration) once its cards are stored.
 """
 
 import logging
@@ -12,7 +14,7 @@ import time
 from datetime import datetime
 
 from cards.background.refresh import cards_load_paced
-from cards.loading.services import LoadReport, card_configs_enabled, cards_load
+from cards.loading.services import LoadReport, card_configs_enabled, cards_load_handed_off
 from customers.selectors import customer_get
 
 logger = logging.getLogger("cards.tasks")
@@ -57,12 +59,18 @@ def load_job_run(
                 _ms(started),
             )
             return
-        report = paced_load.report
-    else:
-        report = cards_load(
-            customer=customer, configs=configs, stale_before=horizon, claim_token=claim_token
-        )
-    _log_load(customer_id, report, started)
+        _log_load(customer_id, paced_load.report, started)
+        return
+    # The claim is taken here; the fetches go to the fetch pool (capped per card API) and
+    # are stored on the store pool: this thread (a worker's) is free at once, whatever
+    # the card API does (SPEC §7 "Isolation"). The log line is written after the store.
+    cards_load_handed_off(
+        customer=customer,
+        configs=configs,
+        stale_before=horizon,
+        claim_token=claim_token,
+        on_done=lambda report: _log_load(customer_id, report, started),
+    )
 
 
 def _log_load(customer_id: int, report: LoadReport, started: float) -> None:

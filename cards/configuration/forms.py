@@ -54,6 +54,7 @@ class CardConfigForm(forms.ModelForm):
             "order",
             "keep_warm",
             "max_requests_per_second",
+            "max_in_flight",
         ]
         widgets = {
             "api_url": forms.URLInput(

@@ -2,8 +2,8 @@
 
 One path for every caller (pages, tasks, admin, commands):
 
-    card_configs_enabled -> cards_claim -> batches_for -> _fetch_batch (threads, no DB)
-        -> outcomes_for -> _store_outcomes
+    card_configs_enabled -> cards_claim -> batches_for -> _fetch_batch (the fetch pool,
+        capped per card API: `cards.loading.bulkheads`; no DB) -> outcomes_for -> _store_outcomes
 
 Loads run either in the foreground (`cards_load`) or in the background
 (`cards.background`): a page claims here, in its request, and hands one job per batch to
@@ -12,10 +12,11 @@ and runs `cards_load` on what it took. This package is the only writer of card i
 """
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,8 +28,9 @@ from django.utils import timezone
 
 from cards.loading import statements
 from cards.loading.bell import cards_stored
+from cards.loading.bulkheads import fetches, store_later
 from cards.models import CardConfig, CardInstance, CardRequest
-from cards.protocol.batching import Batch, batches_for
+from cards.protocol.batching import Batch, batch_key, batches_for
 from cards.protocol.http import Exchange, build_request_body, build_request_headers, post_cards
 from cards.protocol.outcomes import CardOutcome, exchange_is_retriable, outcomes_for
 from customers.models import Customer
@@ -36,10 +38,6 @@ from customers.models import Customer
 logger = logging.getLogger(__name__)
 
 State = CardInstance.State
-
-# Batches of one customer are fetched at once on this pool; its threads never touch the
-# database, so it is safe to share between web threads, loader threads and workers.
-_fetch_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="card-fetch")
 
 
 def card_configs_enabled(
@@ -231,14 +229,10 @@ def cards_load_claimed(
         return report
     by_config = {instance.config_id: instance for instance in instances}
     batches = batches_for(instance.config for instance in instances)
-    if len(batches) == 1:
-        results = [(batches[0], _fetch_batch(customer, batches[0], before_request))]
-    else:
-        futures = {
-            _fetch_pool.submit(_fetch_batch, customer, b, before_request): b for b in batches
-        }
-        results = ((futures[f], f.result()) for f in as_completed(futures))
-    for batch, (exchanges, outcomes) in results:
+    futures = {_fetch_capped(customer, batch, before_request): batch for batch in batches}
+    for future in as_completed(futures):
+        batch = futures[future]
+        exchanges, outcomes = future.result()
         report.requests += len(exchanges)
         _store_outcomes(
             customer=customer,
@@ -252,17 +246,121 @@ def cards_load_claimed(
     return report
 
 
+def cards_load_handed_off(
+    *,
+    customer: Customer,
+    configs: Sequence[CardConfig],
+    stale_before: datetime | None = None,
+    claim_token: str | None = None,
+    on_done: Callable[[LoadReport], None] | None = None,
+) -> int:
+    """`cards_load` for background jobs: claims (or takes the claim over) here, hands the
+    fetches to the fetch pool and returns at once; each batch is stored on the store pool
+    when its answer arrives, and `on_done(report)` runs after the last one. Returns the
+    number of batches handed over. The calling thread (a worker's) waits for no card API.
+    """
+    if claim_token:
+        token, instances = cards_claim_take_over(
+            customer=customer, configs=configs, token=claim_token
+        )
+    else:
+        token, instances = cards_claim(
+            customer=customer, configs=configs, stale_before=stale_before
+        )
+    report = LoadReport()
+    if not instances:
+        if on_done is not None:
+            on_done(report)
+        return 0
+    by_config = {instance.config_id: instance for instance in instances}
+    batches = batches_for(instance.config for instance in instances)
+    left = [len(batches)]
+    counting = threading.Lock()  # a load's batches may be stored at the same time
+
+    def store(batch: Batch, future: Future) -> None:
+        try:
+            exchanges, outcomes = future.result()
+            _store_outcomes(
+                customer=customer,
+                batch=batch,
+                exchanges=exchanges,
+                outcomes=outcomes,
+                instances=[by_config[config.pk] for config in batch.configs],
+                token=token,
+            )
+            report.requests += len(exchanges)
+            report.instances.extend(by_config[config.pk] for config in batch.configs)
+        finally:
+            with counting:
+                left[0] -= 1
+                last = left[0] == 0
+            if last and on_done is not None:
+                on_done(report)
+
+    for batch in batches:
+        future = _fetch_capped(customer, batch, None)
+        future.add_done_callback(lambda done, batch=batch: store_later(lambda: store(batch, done)))
+    return len(batches)
+
+
+def api_max_in_flight(batch: Batch) -> int:
+    """The batch's card API's cap on requests in flight from this process: the lowest
+    `max_in_flight` of its configs, else `CARDS_API_MAX_IN_FLIGHT`."""
+    caps = [config.max_in_flight for config in batch.configs if config.max_in_flight]
+    return min(caps) if caps else settings.CARDS_API_MAX_IN_FLIGHT
+
+
+def _fetch_capped(
+    customer: Customer, batch: Batch, before_request: Callable[[Batch], None] | None
+) -> Future:
+    """`_fetch_batch` on the fetch pool, in its card API's lane (`cards.loading.bulkheads`).
+
+    A fetch that waits a whole request deadline for a turn is not sent: its cards end as
+    TIMEOUT errors that say the API was saturated.
+    """
+    limit = api_max_in_flight(batch)
+    body = build_request_body(customer=customer, keys=batch.keys)
+
+    def saturated(waited: float) -> tuple[list[Exchange], dict[str, CardOutcome]]:
+        exchange = Exchange(
+            url=batch.url,
+            request_headers={},
+            request_body=body,
+            duration_ms=round(waited * 1000),
+            error_kind="TIMEOUT",
+            error_message=(
+                f"not sent: this card API already had {limit} requests in flight (its cap, "
+                f"the config's max in flight) and this load waited {waited:.0f} s for a turn"
+            ),
+        )
+        outcomes = outcomes_for(exchange, batch.keys)
+        for outcome in outcomes.values():
+            outcome.detail["attempts"] = 0
+        return [exchange], outcomes
+
+    return fetches.submit(
+        batch_key(url=batch.url, headers=batch.headers),
+        lambda: _fetch_batch(customer, batch, before_request, body=body),
+        limit=limit,
+        wait_seconds=settings.CARDS_REQUEST_TIMEOUT_SECONDS,
+        expired=saturated,
+    )
+
+
 def _fetch_batch(
     customer: Customer,
     batch: Batch,
     before_request: Callable[[Batch], None] | None = None,
+    *,
+    body: bytes | None = None,
 ) -> tuple[list[Exchange], dict[str, CardOutcome]]:
     """One request for the batch, retried once after a pause when the failure is transient.
 
     Runs on fetch threads: no database access here.
     """
     keys = batch.keys
-    body = build_request_body(customer=customer, keys=keys)
+    if body is None:
+        body = build_request_body(customer=customer, keys=keys)
     exchanges: list[Exchange] = []
     for attempt in (1, 2):
         if before_request is not None:

@@ -209,6 +209,15 @@ CARDS_REQUEST_LOG_RETENTION_SECONDS = env.int(
     "CARDS_REQUEST_LOG_RETENTION_SECONDS", default=7 * 24 * 3600
 )
 CARDS_INPROCESS_WORKERS = env.int("CARDS_INPROCESS_WORKERS", default=8)
+# Bulkheads (cards.loading.bulkheads, SPEC §7 "Isolation"): requests to card APIs run on a
+# pool of this many threads per process (created as needed; an idle one costs nothing),
+# and at most CARDS_API_MAX_IN_FLIGHT of them (or a config's own "max in flight") go to
+# one card API at once, so a hung API holds a quarter of the pool at most. Raise both for
+# more requests in flight per machine (bench B11).
+CARDS_FETCH_THREADS = env.int("CARDS_FETCH_THREADS", default=1000)
+CARDS_API_MAX_IN_FLIGHT = env.int("CARDS_API_MAX_IN_FLIGHT", default=250)
+# Threads storing background loads' answers (the database's side of the pool above).
+CARDS_STORE_THREADS = env.int("CARDS_STORE_THREADS", default=8)
 # How long a card fragment request waits for a load to finish before asking again.
 CARDS_WAIT_SECONDS = env.float("CARDS_WAIT_SECONDS", default=20.0)
 # While the store bell hears every process's stores (Redis, or PostgreSQL LISTEN), a waiting
