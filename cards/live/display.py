@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.http import QueryDict
 from django.template.loader import render_to_string
@@ -218,6 +219,12 @@ class Poller:
     @property
     def since_ms(self) -> int:
         return epoch_ms(self.since)
+
+    @property
+    def request_timeout(self) -> int:
+        """A request's deadline, in whole seconds: a card still loading after it is on its
+        retry (static/app.js says so on the card)."""
+        return math.ceil(settings.CARDS_REQUEST_TIMEOUT_SECONDS)
 
     @property
     def cards_value(self) -> str:
