@@ -226,6 +226,8 @@ CARDS_WAIT_SECONDS = env.float("CARDS_WAIT_SECONDS", default=20.0)
 CARDS_WAIT_RECHECK_SECONDS = env.float("CARDS_WAIT_RECHECK_SECONDS", default=5.0)
 # Built-in example card API (SPEC §10) and the demo.
 CARDS_EXAMPLE_API_ENABLED = env.bool("CARDS_EXAMPLE_API_ENABLED", default=True)
+# Its test hooks (?delay_ms, ?ttl, ?status): for tests and benchmarks, never a public knob.
+CARDS_EXAMPLE_API_HOOKS = env.bool("CARDS_EXAMPLE_API_HOOKS", default=DEBUG)
 
 # --- Background work (cards.background.schedules, cards.background.refresh) ------------
 # Refresh-ahead and keep-warm reload cards that expire within this many seconds.
