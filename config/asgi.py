@@ -19,6 +19,10 @@ from django.core.handlers.asgi import ASGIHandler
 from django.urls import Resolver404, get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+# Under ASGI, Django keeps a request's connections in the request's own context: kept open
+# after it (CONN_MAX_AGE > 0), nothing would reuse them. Each request closes its own, as
+# Django advises; the waiting pages' reads keep theirs (cards.live.waiting.run_sync).
+os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 
 
 class CardsASGIHandler(ASGIHandler):

@@ -22,7 +22,7 @@ from inspect import iscoroutinefunction
 from typing import Any
 from urllib.parse import urlsplit
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -44,7 +44,13 @@ from cards.live.display import (
     render_cards,
 )
 from cards.live.selectors import card_configs_shown, card_list
-from cards.live.waiting import START_GRACE_SECONDS, CardsWait, acards_wait, card_version
+from cards.live.waiting import (
+    START_GRACE_SECONDS,
+    CardsWait,
+    acards_wait,
+    card_version,
+    run_sync,
+)
 from cards.models import CardConfig
 from customers.models import Customer
 
@@ -119,6 +125,11 @@ def _login_answer(request: HttpRequest) -> HttpResponse:
     return redirect_to_login(request.get_full_path())
 
 
+def _is_authenticated(request: HttpRequest) -> bool:
+    # Evaluates the lazy user (session and user reads) where the view's reads run.
+    return request.user.is_authenticated
+
+
 def agent_required(view: Callable[..., Any]) -> Callable[..., Any]:
     """`login_required` for fragments: htmx gets HX-Redirect to the login page instead
     of a redirect it would follow and swap the login form into a card. Async views stay
@@ -127,9 +138,7 @@ def agent_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
         @wraps(view)
         async def awrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            user = await request.auser()
-            if user.is_authenticated:
-                request.user = user  # read once: the view's sync parts use it as it is
+            if await run_sync(_is_authenticated, request):
                 return await view(request, *args, **kwargs)
             return _login_answer(request)
 
@@ -240,9 +249,10 @@ async def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
     from the page.
 
     Async: under ASGI (config.asgi) the wait awaits the store bell and holds no thread; its
-    reads and the rendering run through `sync_to_async`, each short.
+    reads and the rendering run through `run_sync` (short, on a few threads that keep one
+    database connection each), so a waiting page holds no connection either.
     """
-    asked = await sync_to_async(_updates_request)(request, pk)
+    asked = await run_sync(_updates_request, request, pk)
     wait = await acards_wait(
         customer=asked.customer,
         configs=asked.configs,
@@ -254,7 +264,7 @@ async def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
         # the answer only renders the last ones.
         on_news=asked.settled_cards,
     )
-    return await sync_to_async(_updates_answer)(request, asked, wait)
+    return await run_sync(_updates_answer, request, asked, wait)
 
 
 def _fragment_configs(pk: int, key: str) -> tuple[Customer, list[CardConfig]]:
@@ -286,7 +296,7 @@ async def card_fragment(request: HttpRequest, pk: int, key: str) -> HttpResponse
     is running gets one started here, so the fragment alone is enough. Async, as
     `card_updates`.
     """
-    customer, configs = await sync_to_async(_fragment_configs)(pk, key)
+    customer, configs = await run_sync(_fragment_configs, pk, key)
     if not configs:
         if _is_htmx(request):
             # Disabled (or deleted): the empty answer removes the card it replaces.
@@ -301,7 +311,7 @@ async def card_fragment(request: HttpRequest, pk: int, key: str) -> HttpResponse
         since=parse_since(request.GET, now) or now,
         start_grace=START_GRACE_SECONDS if request.GET.get("started") == "1" else 0,
     )
-    return await sync_to_async(_fragment_answer)(request, customer, config, wait)
+    return await run_sync(_fragment_answer, request, customer, config, wait)
 
 
 @agent_required

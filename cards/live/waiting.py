@@ -10,14 +10,18 @@ when it commits, and reads the cards (one small query, whatever their number) wh
 rings, or on its own slow schedule as a safety net.
 """
 
+import asyncio
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Collection, Generator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
 from cards.background.dispatch import DispatchUnavailable
@@ -135,6 +139,55 @@ def _read(customer: Customer, config_ids: list[int]) -> dict[int, CardInstance]:
     return {row.config_id: row for row in rows}
 
 
+# --- Sync work of async views ---------------------------------------------------------
+#
+# Django keeps database connections per async context, so a thousand waiting requests that
+# each read through `sync_to_async` would hold a thousand connections while they wait.
+# Their reads run here instead: on a few threads (`CARDS_WAIT_DB_THREADS`), each with a
+# context of its own for good, so each keeps one connection (closed and opened again only
+# after an error made it unusable) whatever the number of waiting pages. 0: plain
+# `sync_to_async` (the test settings, whose tests run inside one test transaction).
+
+_sync_pool: ThreadPoolExecutor | None = None
+_sync_pool_lock = threading.Lock()
+_sync_thread = threading.local()
+
+
+def _drop_broken_connections() -> None:
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and conn.errors_occurred:
+            if conn.is_usable():
+                conn.errors_occurred = False
+            else:
+                conn.close()
+
+
+def _run_in_thread_context(fn: Callable, args: tuple):
+    if not hasattr(_sync_thread, "context"):
+        _sync_thread.context = contextvars.Context()
+
+    def call():
+        _drop_broken_connections()
+        return fn(*args)
+
+    return _sync_thread.context.run(call)
+
+
+async def run_sync(fn: Callable, *args):
+    """`fn(*args)` (short, bounded database work) from an async view, without holding a
+    database connection per waiting request (see above)."""
+    global _sync_pool
+    threads = settings.CARDS_WAIT_DB_THREADS
+    if not threads:
+        return await sync_to_async(fn)(*args)
+    if _sync_pool is None:
+        with _sync_pool_lock:
+            if _sync_pool is None:
+                _sync_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="card-wait")
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_sync_pool, _run_in_thread_context, fn, args)
+
+
 def cards_wait(
     *,
     customer: Customer,
@@ -217,9 +270,8 @@ async def acards_wait(
             coalesce=coalesce,
             on_news=on_news,
         )
-        step = sync_to_async(_step)
         while True:
-            pause = await step(ticks)
+            pause = await run_sync(_step, ticks)
             if isinstance(pause, CardsWait):
                 return pause
             await rung.wait(pause)

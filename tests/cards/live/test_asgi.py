@@ -56,6 +56,8 @@ def start_uvicorn(*, redis_url: str | None, log_dir: Path) -> tuple[Process, int
             redis_url=redis_url,
             CARDS_WAIT_SECONDS=str(WAIT_SECONDS),
             CARDS_WAIT_RECHECK_SECONDS="600",
+            # The production way: the waits' reads on their own threads and connections.
+            CARDS_WAIT_DB_THREADS="2",
         ),
         log_path=log_dir / f"uvicorn-{uuid.uuid4().hex[:8]}.log",
     )
