@@ -7,6 +7,9 @@ shells, and what dispatch puts on the broker or the in-process pool.
 import base64
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -209,3 +212,21 @@ def test_dispatch_publishes_json_to_the_redis_the_settings_name(redis_url, setti
 
 def test_schedules_declare_the_periods_the_dispatchers_rely_on():
     assert app.conf.beat_schedule["cards-keep-warm"]["schedule"] == schedules.KEEP_WARM_EVERY
+
+
+def test_a_web_process_knows_the_load_task_by_name_without_importing_it():
+    """The in-process transport runs `cards.cards_load` by name: a fresh process that only
+    set Django up (a web server, `manage.py`) must have it registered."""
+    code = (
+        "import django; django.setup(); from celery import current_app; "
+        "print('cards.cards_load' in current_app.tasks)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+        cwd=django_settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "True", done.stderr
