@@ -14,7 +14,7 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.md"
-ROW_IDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
+ROW_IDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11")
 REDIS_BENCH_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 

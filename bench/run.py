@@ -37,7 +37,7 @@ django.setup()
 import redis  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from bench import database_rows, fixtures  # noqa: E402
+from bench import database_rows, fixtures, isolation  # noqa: E402
 from bench.client import PageView, hammer, view_customer  # noqa: E402
 from bench.measure import LatencyApi, broker  # noqa: E402
 from bench.procs import (  # noqa: E402
@@ -436,6 +436,7 @@ class Bench:
         if self.wants("B7"):
             print("purge", flush=True)
             self.attempt("B7", "purge", self.purge)
+        isolation.run(self)  # B9-B11 (bench/isolation.py)
 
     def _pages(self, *, mode: str, port: int) -> None:
         if self.wants("B1", "B2"):
@@ -448,7 +449,7 @@ class Bench:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("rows", nargs="*", metavar="ROW", help="B1..B8 (default: all)")
+    parser.add_argument("rows", nargs="*", metavar="ROW", help="B1..B11 (default: all)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes: a smoke run")
     parser.add_argument(
         "--profile",
