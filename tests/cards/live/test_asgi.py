@@ -169,3 +169,54 @@ def test_the_update_endpoint_under_asgi_wakes_on_a_store_from_another_process(
         assert "stored elsewhere" in answer["body"]
     finally:
         server.stop()
+
+
+def _threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no thread count")
+
+
+def test_pages_waiting_under_asgi_wait_side_by_side_holding_no_thread_each(agent_client, tmp_path, redis_url):
+    with override_settings(REDIS_URL=redis_url):
+        before = _relays(redis_url=redis_url)
+        server, port = start_uvicorn(redis_url=redis_url, log_dir=tmp_path)
+        try:
+            _wait_for_relay(redis_url=redis_url, before=before)
+            config = CardConfigFactory(key="plan", title="Plan")
+            pages = 20
+            instances = [
+                CardInstanceFactory(customer=CustomerFactory(), config=config, claimed=True)
+                for _ in range(pages)
+            ]
+            cookie = f"sessionid={agent_client.cookies['sessionid'].value}"
+            since_ms = int(timezone.now().timestamp() * 1000)
+            answers: dict[int, str] = {}
+
+            def poll(instance: CardInstance) -> None:
+                url = reverse("cards:updates", args=[instance.customer_id])
+                query = f"?cards={config.pk}:0&pending={config.pk}&since={since_ms}"
+                answers[instance.pk] = _get(port, url + query, cookie, WAIT_SECONDS + 10)[1]
+
+            idle = _threads(server.pid)
+            pollers = [threading.Thread(target=poll, args=(i,)) for i in instances]
+            for poller in pollers:
+                poller.start()
+            time.sleep(2.0)  # every page is waiting by now (or its poll is still on the way)
+            waiting = _threads(server.pid)
+            # One card is stored: its page hears of it while the 19 others keep waiting.
+            _store_answer(instances[-1])
+            pollers[-1].join(timeout=WAIT_SECONDS / 2)
+            answered_alone = instances[-1].pk in answers
+            still_waiting = sum(poller.is_alive() for poller in pollers[:-1])
+            for instance in instances[:-1]:
+                _store_answer(instance)
+            for poller in pollers:
+                poller.join(timeout=WAIT_SECONDS / 2)
+        finally:
+            server.stop()
+    assert answered_alone and still_waiting == pages - 1
+    assert waiting < idle + pages / 2, f"{idle} threads idle, {waiting} with {pages} waiting"
+    assert len(answers) == pages
+    assert all('data-card-state="loaded"' in answer for answer in answers.values())
