@@ -219,7 +219,9 @@ CARDS_API_MAX_IN_FLIGHT = env.int("CARDS_API_MAX_IN_FLIGHT", default=250)
 # Threads storing background loads' answers (the database's side of the pool above).
 CARDS_STORE_THREADS = env.int("CARDS_STORE_THREADS", default=8)
 # How long a card fragment request waits for a load to finish before asking again.
-CARDS_WAIT_SECONDS = env.float("CARDS_WAIT_SECONDS", default=20.0)
+# Under ASGI a waiting page costs no thread, so one wait covers a whole load's worst case
+# (two 15 s deadlines and the pause between them): a page asks once per load.
+CARDS_WAIT_SECONDS = env.float("CARDS_WAIT_SECONDS", default=35.0)
 # While the store bell hears every process's stores (Redis, or PostgreSQL LISTEN), a waiting
 # page still reads its cards this often, as a safety net: slow, so a thousand waiting pages
 # cost a few hundred small reads a second, not thousands.
