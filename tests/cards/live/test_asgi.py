@@ -178,7 +178,9 @@ def _threads(pid: int) -> int:
     raise AssertionError("no thread count")
 
 
-def test_pages_waiting_under_asgi_wait_side_by_side_holding_no_thread_each(agent_client, tmp_path, redis_url):
+def test_pages_waiting_under_asgi_wait_side_by_side_holding_no_thread_each(
+    agent_client, tmp_path, redis_url
+):
     with override_settings(REDIS_URL=redis_url):
         before = _relays(redis_url=redis_url)
         server, port = start_uvicorn(redis_url=redis_url, log_dir=tmp_path)
