@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from django.test import override_settings
 from werkzeug import Request, Response
 
 import cards.tasks  # noqa: F401  (registers cards.cards_load, which the in-process pool runs)
@@ -161,3 +162,21 @@ def test_a_load_that_waits_a_whole_deadline_for_a_turn_ends_as_a_clear_timeout(c
     assert "requests in flight" in json.dumps(instance.error_detail)
     assert upstream.hung_requests == 1  # the second never reached the API
     assert wait_idle()
+
+
+def test_a_worker_stopping_stores_the_loads_it_handed_over_first(card_api, redis_url, tmp_path):
+    from tests.workers import start_worker
+
+    upstream = Upstream(card_api, delay=1.0)
+    config = CardConfigFactory(key="slow", api_url=upstream.hung_url)
+    customer = CustomerFactory()
+    clear_test_broker(redis_url)
+    worker = start_worker(redis_url=redis_url, log_dir=tmp_path)
+    try:
+        with override_settings(REDIS_URL=redis_url):
+            cards_enqueue_stale(customer=customer, configs=[config], instances={})
+        eventually(lambda: upstream.hung_requests == 1, "the load in flight")
+    finally:
+        worker.stop(timeout=15)  # SIGTERM: a warm shutdown, as at a deploy
+    instance = CardInstance.objects.get(customer=customer, config=config)
+    assert instance.state == State.LOADED
