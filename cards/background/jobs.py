@@ -14,7 +14,8 @@ import time
 from datetime import datetime
 
 from cards.background.refresh import cards_load_paced
-from cards.loading.services import LoadReport, card_configs_enabled, cards_load_handed_off
+from cards.loading.handoff import cards_load_handed_off
+from cards.loading.services import LoadReport, card_configs_enabled
 from customers.selectors import customer_get
 
 logger = logging.getLogger("cards.tasks")
