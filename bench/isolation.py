@@ -259,7 +259,8 @@ def _b9_measure(bench, server, workers, port, probe_path, probe_expect, agents, 
             id="B9",
             what=f"production layout (uvicorn x 2, 1 worker x 16 threads); {agents} agents in "
             f"{within:.0f} s, cards on S (10 s) and F (50 ms); probe on a cached page",
-            result=f"F p50 {median(fast) * 1000:.0f} ms, p99 {f99 * 1000:.0f} ms; "
+            result=f"F p50 {median(fast) * 1000:.0f} ms, p99 {f99 * 1000:.0f} ms (page p50 "
+            f"{median([v.page_seconds for v in views]) * 1000:.0f} ms); "
             f"S p50 {median(slow):.2f} s, p99 {s99:.2f} s; {both}/{agents} agents "
             f"both cards; probe p95 {busy_p95:.0f} ms (idle {idle_p95:.0f} ms), max "
             f"{busy_max:.0f} ms, {probe.errors} errors; most S requests in flight "
@@ -322,7 +323,9 @@ def b10(bench, *, agents: int = 50, within: float = 5.0) -> None:
             what=f"embedded (uvicorn x 2, in-process loads), {agents} agents in {within:.0f} s, "
             "S hung, F 50 ms; probe on a cached page",
             result=f"F p50 {median(fast) * 1000:.0f} ms, p99 {f99 * 1000:.0f} ms "
-            f"({len(fast)}/{agents}); S ended as errors {timeouts}/{agents}, latest "
+            f"({len(fast)}/{agents}; page p50 "
+            f"{median([v.page_seconds for v in views]) * 1000:.0f} ms); "
+            f"S ended as errors {timeouts}/{agents}, latest "
             f"{s_max:.1f} s; probe p95 {pct(busy, 95) * 1000:.0f} ms (idle "
             f"{pct(idle, 95) * 1000:.0f} ms), max {busy_max:.0f} ms; app CPU {cpu:.1f} s"
             + (f"; errors: {errors[:2]}" if errors else ""),
