@@ -68,6 +68,8 @@ class PageView:
     errors: list[str] = field(default_factory=list)
     # (request start s, answer s, cards answered), from the page's start
     trace: list[tuple[float, float, int]] = field(default_factory=list)
+    # card key -> seconds from the page's start until it was on screen settled
+    settled_at: dict[str, float] = field(default_factory=dict)
 
     def all_loaded(self, count: int) -> bool:
         return len(self.states) == count and all(s == "loaded" for s in self.states.values())
@@ -107,6 +109,7 @@ def view_customer(*, port: int, cookie: str, customer_id: int, timeout: float = 
             view.errors.append(f"page answered {status}")
             return view
         view.states = {match["key"]: match["state"] for match in CARD_RE.finditer(html)}
+        view.settled_at = {k: view.page_seconds for k, s in view.states.items() if s in SETTLED}
         poller = _poller(html)
         while any(state not in SETTLED for state in view.states.values()):
             if poller is None:
@@ -127,6 +130,9 @@ def view_customer(*, port: int, cookie: str, customer_id: int, timeout: float = 
                 view.errors.append(f"poller answered {status}")
                 break
             view.states.update(answered)
+            for key, state in answered:
+                if state in SETTLED:
+                    view.settled_at.setdefault(key, view.trace[-1][1])
             poller = _poller(body)
     finally:
         page.close()

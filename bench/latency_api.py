@@ -11,7 +11,10 @@ Control endpoints, for the bench driver:
 
 - `GET /_stats`: `{"requests": n, "by_path": {...}, "keys_per_request": {"5": n}}`
 - `POST /_reset`: zero the counters.
-- `POST /_config` with `{"delay_ms": 50}`: change the latency from now on.
+- `POST /_config` with `{"delay_ms": 50}`: change the latency from now on; with
+  `{"paths": {"/s/": 10000, "/hung/": -1}}`, per path (a negative latency never answers:
+  a hung card API that accepts the request and stays silent). `/_stats` also gives each
+  path's requests in flight and the most seen at once (`in_flight`, `most_in_flight`).
 
 One thread per connection (ThreadingHTTPServer, HTTP/1.1 keep-alive), a deep accept
 queue: hundreds of concurrent connections are fine.
@@ -57,6 +60,9 @@ def _sample_components() -> list[str]:
 class _State:
     def __init__(self, delay_ms: int) -> None:
         self.delay_ms = delay_ms
+        self.path_delays: dict[str, int] = {}
+        self.in_flight: Counter[str] = Counter()
+        self.most_in_flight: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.requests = 0
         self.by_path: Counter[str] = Counter()
@@ -106,6 +112,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "by_path": dict(state.by_path),
                 "keys_per_request": {str(k): n for k, n in state.keys_per_request.items()},
                 "delay_ms": state.delay_ms,
+                "in_flight": dict(state.in_flight),
+                "most_in_flight": dict(state.most_in_flight),
             }
         self._answer(200, json.dumps(stats).encode())
 
@@ -117,10 +125,15 @@ class _Handler(BaseHTTPRequestHandler):
                 state.requests = 0
                 state.by_path.clear()
                 state.keys_per_request.clear()
+                state.most_in_flight.clear()
             self._answer(200, b"{}")
             return
         if self.path == "/_config":
-            state.delay_ms = int(json.loads(body)["delay_ms"])
+            config = json.loads(body)
+            if "delay_ms" in config:
+                state.delay_ms = int(config["delay_ms"])
+            if "paths" in config:
+                state.path_delays = {path: int(ms) for path, ms in config["paths"].items()}
             self._answer(200, b"{}")
             return
         try:
@@ -133,14 +146,27 @@ class _Handler(BaseHTTPRequestHandler):
             state.requests += 1
             state.by_path[self.path] += 1
             state.keys_per_request[len(keys)] += 1
-        time.sleep(state.delay_ms / 1000)
+            state.in_flight[self.path] += 1
+            state.most_in_flight[self.path] = max(
+                state.most_in_flight[self.path], state.in_flight[self.path]
+            )
+        delay_ms = state.path_delays.get(self.path, state.delay_ms)
+        try:
+            if delay_ms < 0:  # hung: never answers (the client gives up at its deadline)
+                self.rfile.read(1)  # returns when the client closes the connection
+                self.close_connection = True
+                return
+            time.sleep(delay_ms / 1000)
+        finally:
+            with state.lock:
+                state.in_flight[self.path] -= 1
         cards = ", ".join(state.card_json(key) for key in dict.fromkeys(keys))
         self._answer(200, f'{{"cards": [{cards}]}}'.encode())
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 512
+    request_queue_size = 4096
     state: _State
 
 

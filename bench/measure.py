@@ -36,6 +36,10 @@ class LatencyApi:
     def set_delay(self, delay_ms: int) -> None:
         self._call("POST", "/_config", {"delay_ms": delay_ms})
 
+    def set_paths(self, delays_ms: dict[str, int]) -> None:
+        """Latency per path from now on (-1: never answers); other paths keep `set_delay`'s."""
+        self._call("POST", "/_config", {"paths": delays_ms})
+
     def direct_call_ms(self, keys: list[str]) -> float:
         """One request as the app sends it, timed from here: the latency floor (L)."""
         started = time.perf_counter()

@@ -192,17 +192,54 @@ def start_gunicorn(procs: Procs, *, name: str, redis_url: str = "") -> tuple[Pro
     return proc, port
 
 
+def start_uvicorn(
+    procs: Procs, *, name: str, redis_url: str = "", workers: int = 2, **env: str
+) -> tuple[Proc, int]:
+    """The production layout's web server (Procfile): uvicorn on config.asgi, 2 processes."""
+    port = free_port()
+    proc = procs.start(
+        name,
+        [
+            str(VENV_BIN / "uvicorn"),
+            "config.asgi:application",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            f"--workers={workers}",
+            "--backlog=4096",
+            "--timeout-keep-alive=30",
+            "--no-access-log",
+            "--log-level=warning",
+        ],
+        env=app_env(redis_url=redis_url, LOG_LEVEL="WARNING", **env),
+    )
+    wait_http(proc, port=port, path="/bench/trivial/")
+    return proc, port
+
+
+def threads_of(pids: list[int]) -> int:
+    """Threads of the processes, from /proc/<pid>/status."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("Threads:"):
+                    total += int(line.split()[1])
+    return total
+
+
 # The Makefile's `worker` target: the threads pool, 16 at once.
 WORKER_CONCURRENCY = 16
 
 
-def start_workers(procs: Procs, *, redis_url: str, count: int = 2) -> list[Proc]:
+def start_workers(
+    procs: Procs, *, redis_url: str, count: int = 2, name: str = "worker", **env: str
+) -> list[Proc]:
     """`count` Celery worker processes on the threads pool, each ready to consume."""
     workers = []
     for n in range(1, count + 1):
         workers.append(
             procs.start(
-                f"worker{n}",
+                f"{name}{n}",
                 [
                     str(VENV_BIN / "celery"),
                     "-A",
@@ -211,11 +248,11 @@ def start_workers(procs: Procs, *, redis_url: str, count: int = 2) -> list[Proc]
                     "--pool=threads",
                     f"--concurrency={WORKER_CONCURRENCY}",
                     "--loglevel=INFO",
-                    f"--hostname=bench{n}@%h",
+                    f"--hostname=bench-{name}{n}@%h",
                     "--without-gossip",
                     "--without-mingle",
                 ],
-                env=app_env(redis_url=redis_url),
+                env=app_env(redis_url=redis_url, **env),
             )
         )
     for worker in workers:

@@ -14,7 +14,7 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.md"
-ROW_IDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B12", "B13", "B14")
+ROW_IDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "B13", "B14")
 REDIS_BENCH_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
@@ -45,6 +45,7 @@ def _first_line(path: str, prefix: str) -> str:
 def machine() -> list[tuple[str, str]]:
     import celery
     import gunicorn
+    import uvicorn
 
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
@@ -73,6 +74,7 @@ def machine() -> list[tuple[str, str]]:
         ("Redis", redis_version),
         ("gunicorn", f"{gunicorn.__version__} (gthread, 2 workers x 16 threads)"),
         ("Celery", f"{celery.__version__} (threads pool, 2 workers x 16)"),
+        ("uvicorn", f"{uvicorn.__version__} (B9-B11: config.asgi, 2 processes; 1 worker x 16)"),
     ]
 
 

@@ -167,8 +167,9 @@ class CardConfigAdmin(admin.ModelAdmin):
             "Advanced",
             {
                 "classes": ["collapse"],
-                "description": "Keeping cards warm for every customer, and its rate limit.",
-                "fields": ["keep_warm", "max_requests_per_second"],
+                "description": "Keeping cards warm for every customer, and its rate limit; "
+                "how many requests may be in flight to the card API at once.",
+                "fields": ["keep_warm", "max_requests_per_second", "max_in_flight"],
             },
         ),
         (

@@ -91,6 +91,14 @@ class CardConfig(models.Model):
         help_text="Only agents in one of these groups see this card; leave empty for every "
         "agent (users with the “Can use the agent pages” permission).",
     )
+    max_in_flight = models.PositiveIntegerField(
+        "max requests in flight",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(10_000)],
+        help_text="At most this many requests to this card's API at once, per loading "
+        "process; loads over it wait their turn. Empty: CARDS_API_MAX_IN_FLIGHT (250).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

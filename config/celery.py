@@ -96,3 +96,19 @@ def _require_a_broker(**kwargs) -> None:
             "REDIS_URL is not set: workers and beat need Redis as their broker "
             "(README, 'Running workers')."
         )
+
+
+@signals.worker_shutdown.connect
+def _finish_handed_off_loads(**kwargs) -> None:
+    """A task hands its fetch to the fetch pool and returns (cards.loading.bulkheads): on a
+    warm shutdown, once the worker took its last task, the loads it handed over are let
+    finish and stored (a card's worst case, two deadlines and a pause) before it exits."""
+    from django.conf import settings
+
+    from cards.loading.bulkheads import wait_idle
+
+    deadline = 2 * settings.CARDS_REQUEST_TIMEOUT_SECONDS + settings.CARDS_RETRY_DELAY_SECONDS
+    if not wait_idle(timeout=deadline + 5):
+        logging.getLogger(__name__).warning(
+            "Stopped with card loads still in flight: their claims die and are loaded again"
+        )

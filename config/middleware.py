@@ -8,6 +8,7 @@ pages in Chromium, which reports every violation)."""
 
 from collections.abc import Callable
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -26,12 +27,28 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 class ContentSecurityPolicyMiddleware:
     """Sends `CONTENT_SECURITY_POLICY` with every response; one that already carries a
-    policy keeps it."""
+    policy keeps it.
+
+    Sync and async: under ASGI a sync-only middleware would make Django run every async
+    view (the page's long-poll) inside a sync thread for its whole wait.
+    """
+
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        return self._with_policy(self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        return self._with_policy(await self.get_response(request))
+
+    def _with_policy(self, response: HttpResponse) -> HttpResponse:
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response

@@ -230,6 +230,35 @@
     search.select();
   });
 
+  // Agents see time passing (SPEC §7 "Isolation"): a card still loading after 3 s says how
+  // long it has waited and that its card service is slow; once a request's deadline has
+  // passed (the poller's data-request-timeout), that the load is being retried. Counted from
+  // when this page first showed the card loading (the card's HTML is cached: no clock in it).
+  var SLOW_AFTER_MS = 3000;
+  function requestTimeoutMs() {
+    var poller = document.getElementById("cards-poller");
+    var seconds = poller && parseFloat(poller.getAttribute("data-request-timeout"));
+    return (seconds > 0 ? seconds : 15) * 1000;
+  }
+  function showWaiting() {
+    var now = Date.now();
+    var deadline = requestTimeoutMs();
+    document.querySelectorAll("[data-card-waiting]").forEach(function (line) {
+      if (!line._since) line._since = now;
+      var waited = now - line._since;
+      if (waited < SLOW_AFTER_MS) return;
+      var seconds = Math.floor(waited / 1000) + "\u00a0s";
+      line.textContent = waited < deadline
+        ? "Waiting " + seconds + " \u00b7 the card service is slow"
+        : "No answer in " + Math.round(deadline / 1000) + "\u00a0s \u00b7 retrying (waiting " + seconds + ")";
+      line.classList.toggle("cc-card__waiting--retrying", waited >= deadline);
+      line.hidden = false;
+    });
+  }
+  showWaiting();
+  document.addEventListener("htmx:load", showWaiting);
+  window.setInterval(showWaiting, 1000);
+
   // ---- "loaded 3 minutes ago" -----------------------------------------------------
   // Written here, from <time datetime>, so the server's card HTML never depends on the
   // clock (it is cached); kept true while the page is open. Same words as Django's

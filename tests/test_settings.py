@@ -127,3 +127,62 @@ def test_make_services_without_redis_says_what_is_missing_and_starts_nothing():
     assert "REDIS_URL is not set" in result.stderr
     assert "REDIS_URL=redis://127.0.0.1:6379/0 make services" in result.stderr
     assert "migrate" not in result.stdout
+
+
+PRODUCTION_EXAMPLE_POST = """
+import django, json, sys
+django.setup()
+from django.test import Client
+body = json.dumps({"cardKeys": ["usage"], "customer": {"id": "c_1", "email": "a@b.example"}})
+for query in sys.argv[1:]:
+    response = Client().post("/examples/cards/" + query, data=body, content_type="application/json")
+    print(query or "-", response.status_code, " ".join(response.content.decode().split()))
+"""
+
+
+def production_example_api(*queries: str, **env: str) -> list[str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "CARDS_EXAMPLE"))
+    }
+    environment |= {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": "a-long-random-production-key-" + "x" * 40,
+        "DJANGO_ALLOWED_HOSTS": "testserver",
+        **env,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PRODUCTION_EXAMPLE_POST, *queries],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_production_serves_no_example_card_api_unless_enabled():
+    [line] = production_example_api("")
+
+    assert line.startswith("- 404")
+
+
+def test_production_refuses_the_example_apis_test_hooks():
+    lines = production_example_api(
+        "", "?delay_ms=20000", "?status=500", "?ttl=1", CARDS_EXAMPLE_API_ENABLED="true"
+    )
+
+    assert lines[0].startswith("- 200")
+    for line in lines[1:]:
+        assert " 403 " in line and "test hooks" in line and "CARDS_EXAMPLE_API_HOOKS" in line
+
+
+def test_production_takes_the_hooks_only_when_a_setting_enables_them():
+    [line] = production_example_api(
+        "?status=503", CARDS_EXAMPLE_API_ENABLED="true", CARDS_EXAMPLE_API_HOOKS="true"
+    )
+
+    assert line.startswith("?status=503 503")

@@ -3,10 +3,12 @@
 A Celery worker and the in-process pool (`cards.background.dispatch`) both run the task
 `cards.cards_load` (`cards.tasks.cards_load_task`), which calls `load_job_run` with a
 `LoadJob`'s arguments: the two modes run the same steps (take the claim over, fetch,
-store); only the transport differs. Each run logs one
-structured line (customer, keys, outcome, requests, duration); its fields are also the
-record's attributes (`extra`), so with LOG_FORMAT=json it is one JSON object with the
-customer, each card's config key and outcome, and the duration.
+store); only the transport differs. The job's thread only claims: the fetches run on the
+fetch pool, capped per card API, and are stored on the store pool
+(`cards.loading.bulkheads`), so a slow card API never holds a worker's threads. Each run
+logs one structured line (customer, keys, outcome, requests, duration) once its cards are
+stored; its fields are also the record's attributes (`extra`), so with LOG_FORMAT=json it
+is one JSON object with the customer, each card's config key and outcome, and the duration.
 """
 
 import logging
@@ -14,11 +16,11 @@ import time
 from datetime import datetime
 
 from cards.background.refresh import cards_load_paced
+from cards.loading.handoff import cards_load_handed_off
 from cards.loading.services import (
     LoadReport,
     card_configs_enabled,
     cards_claim_release,
-    cards_load,
 )
 from customers.selectors import customer_get
 
@@ -93,16 +95,23 @@ def load_job_run(
                     ),
                 )
                 return
-            report = paced_load.report
-        else:
-            report = cards_load(
-                customer=customer, configs=configs, stale_before=horizon, claim_token=claim_token
-            )
-        taken = {instance.config_id for instance in report.instances}
+            taken = {instance.config_id for instance in paced_load.report.instances}
+            _log_load(customer_id, paced_load.report, started)
+            return
+        # The claim is taken here; the fetches go to the fetch pool (capped per card API)
+        # and are stored on the store pool: this thread (a worker's) is free at once,
+        # whatever the card API does (SPEC §7 "Isolation"). The line is logged after the store.
+        taken = cards_load_handed_off(
+            customer=customer,
+            configs=configs,
+            stale_before=horizon,
+            claim_token=claim_token,
+            on_done=lambda report: _log_load(customer_id, report, started),
+        )
     finally:
+        # Taken-over rows hold a new token: releasing the page's token frees only the rest.
         if claim_token and (config_ids is None or set(config_ids) - taken):
             cards_claim_release(customer_id=customer_id, token=claim_token)
-    _log_load(customer_id, report, started)
 
 
 def _log_load(customer_id: int, report: LoadReport, started: float) -> None:

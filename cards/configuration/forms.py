@@ -69,6 +69,7 @@ class CardConfigForm(forms.ModelForm):
             "keep_warm",
             "max_requests_per_second",
             "groups",
+            "max_in_flight",
         ]
         widgets = {
             "api_url": forms.URLInput(

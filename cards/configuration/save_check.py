@@ -50,7 +50,8 @@ def _completed(data: QueryDict, instance: CardConfig) -> QueryDict:
                     name, [str(pk) for pk in getattr(instance, name).values_list("pk", flat=True)]
                 )
             continue
-        data[name] = str(getattr(instance, name))
+        value = getattr(instance, name)
+        data[name] = "" if value is None else str(value)
     return data
 
 

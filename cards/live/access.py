@@ -9,6 +9,7 @@ long-poll. A config without groups is shown to every agent.
 
 from collections.abc import Callable
 from functools import wraps
+from inspect import iscoroutinefunction
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from cards.live.waiting import run_sync
 from cards.models import CardConfig
 
 AGENT_PERMISSION = "cards.use_agent_pages"
@@ -52,24 +54,39 @@ def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def agent_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def _refusal(request: HttpRequest) -> HttpResponse | None:
+    """None for an agent; else what to answer instead of the view."""
+    if can_use_agent_pages(request.user):
+        return None
+    if request.user.is_authenticated:
+        if _is_htmx(request):
+            return HttpResponse("Not an agent.", status=403)
+        return render(request, "customers/not_an_agent.html", status=403)
+    if _is_htmx(request):
+        page = urlsplit(request.headers.get("HX-Current-URL", "")).path or "/"
+        response = HttpResponse(status=401)
+        response["HX-Redirect"] = redirect_to_login(page)["Location"]
+        return response
+    return redirect_to_login(request.get_full_path())
+
+
+def agent_required(view: Callable[..., Any]) -> Callable[..., Any]:
     """Agents only. Anonymous visitors go to the login page (htmx gets HX-Redirect instead
     of a redirect it would follow and swap the login form into a card); a logged-in user
-    without the agent permission gets 403 with a page saying who grants it."""
+    without the agent permission gets 403 with a page saying who grants it. Async views
+    stay async: the user and their permissions are read on `run_sync`'s threads."""
+    if iscoroutinefunction(view):
+
+        @wraps(view)
+        async def awrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            refused = await run_sync(_refusal, request)
+            return refused if refused is not None else await view(request, *args, **kwargs)
+
+        return awrapped
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if can_use_agent_pages(request.user):
-            return view(request, *args, **kwargs)
-        if request.user.is_authenticated:
-            if _is_htmx(request):
-                return HttpResponse("Not an agent.", status=403)
-            return render(request, "customers/not_an_agent.html", status=403)
-        if _is_htmx(request):
-            page = urlsplit(request.headers.get("HX-Current-URL", "")).path or "/"
-            response = HttpResponse(status=401)
-            response["HX-Redirect"] = redirect_to_login(page)["Location"]
-            return response
-        return redirect_to_login(request.get_full_path())
+        refused = _refusal(request)
+        return refused if refused is not None else view(request, *args, **kwargs)
 
     return wrapped

@@ -257,6 +257,12 @@ class Poller:
         return epoch_ms(self.since)
 
     @property
+    def request_timeout(self) -> int:
+        """A request's deadline, in whole seconds: a card still loading after it is on its
+        retry (static/app.js says so on the card)."""
+        return math.ceil(settings.CARDS_REQUEST_TIMEOUT_SECONDS)
+
+    @property
     def cards_value(self) -> str:
         return ",".join(f"{pk}:{version}" for pk, version in self.cards.items())
 

@@ -15,8 +15,11 @@ so it is cached whole and a page of cached cards renders no card template.
 """
 
 from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -40,10 +43,13 @@ from cards.live.display import (
 from cards.live.selectors import card_configs_shown, card_list
 from cards.live.waiting import (
     START_GRACE_SECONDS,
+    CardsWait,
+    acards_wait,
     card_version,
-    cards_wait,
+    run_sync,
 )
 from cards.loading.metrics import cards_served
+from cards.models import CardConfig
 from customers.models import Customer
 
 
@@ -112,30 +118,27 @@ def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-@agent_required
-@require_GET
-def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
-    """The page's cards that have news, once one has (long-poll, up to CARDS_WAIT_SECONDS),
-    as out-of-band swaps, followed by the next poller.
+@dataclass
+class _UpdatesRequest:
+    """What `card_updates` read before it waits (the poller's inputs, resolved)."""
 
-    Parameters (the poller's inputs): `cards`, the page's cards as `<config id>:<version>`;
-    `pending`, the config ids it shows loading; `since`, epoch ms, and `started=1` when the
-    page or a reload started their loads then. Cards switched off or deleted meanwhile
-    are removed from the page; a renamed one is answered under its new key (elements are
-    keyed by config id).
-    """
-    customer = get_object_or_404(Customer, pk=pk)
-    now = timezone.now()
-    since = parse_since(request.GET, now) or now
-    started = request.GET.get("started") == "1"
-    shown = parse_versions(request.GET.get("cards"))
-    known = card_configs_shown(ids=shown, include_disabled=True, user=request.user)
-    configs = [config for config in known if config.is_enabled]
-    reload_url = ReloadUrls(customer.pk)
+    customer: Customer
+    since: datetime
+    started: bool
+    shown: dict[int, int]
+    known: list[CardConfig]
+    configs: list[CardConfig]
+    pending: set[int]
+    show_detail: bool
 
-    def settled_cards(ids: set[int], *, unavailable: Collection[int] = ()) -> list[CardDisplay]:
+    def settled_cards(
+        self, ids: Collection[int], *, unavailable: Collection[int] = ()
+    ) -> list[CardDisplay]:
+        reload_url = ReloadUrls(self.customer.pk)
         views = card_list(
-            customer=customer, configs=[c for c in configs if c.pk in ids], light=True
+            customer=self.customer,
+            configs=[c for c in self.configs if c.pk in ids],
+            light=True,
         )
         cards = [
             CardDisplay(
@@ -146,36 +149,44 @@ def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
             )
             for view in views
         ]
-        render_cards(cards, show_detail=request.user.is_staff)
+        render_cards(cards, show_detail=self.show_detail)
         return cards
 
-    wait = cards_wait(
+
+def _updates_request(request: HttpRequest, pk: int) -> _UpdatesRequest:
+    customer = get_object_or_404(Customer, pk=pk)
+    now = timezone.now()
+    shown = parse_versions(request.GET.get("cards"))
+    known = card_configs_shown(ids=shown, include_disabled=True, user=request.user)
+    return _UpdatesRequest(
         customer=customer,
-        configs=configs,
-        pending=set(parse_ids(request.GET.get("pending"))),
-        since=since,
+        since=parse_since(request.GET, now) or now,
+        started=request.GET.get("started") == "1",
         shown=shown,
-        start_grace=START_GRACE_SECONDS if started else 0,
-        # Cards stored first are rendered (and cached) while the rest are being stored, so
-        # the answer only renders the last ones.
-        on_news=settled_cards,
+        known=known,
+        configs=[config for config in known if config.is_enabled],
+        pending=set(parse_ids(request.GET.get("pending"))),
+        show_detail=request.user.is_staff,
     )
+
+
+def _updates_answer(request: HttpRequest, asked: _UpdatesRequest, wait: CardsWait) -> HttpResponse:
     answered = wait.settled | wait.unavailable
-    cards = settled_cards(answered, unavailable=wait.unavailable)
+    cards = asked.settled_cards(answered, unavailable=wait.unavailable)
     # Configs in page order; each card at the version the page now shows.
-    versions = {config.pk: shown[config.pk] for config in configs}
+    versions = {config.pk: asked.shown[config.pk] for config in asked.configs}
     versions |= {card.view.config.pk: card_version(card.view.instance) for card in cards}
     # Cards someone else is loading (refresh-ahead, another agent's reload) are waited for
     # too: their answer is news for this page, and they are due anyway.
     loading = {pk for pk, row in wait.instances.items() if row.claim_is_live(wait.now)}
     poller = poller_for(
-        customer_pk=customer.pk,
-        cards={pk: versions[pk] for pk in shown if pk in versions},
+        customer_pk=asked.customer.pk,
+        cards={pk: versions[pk] for pk in asked.shown if pk in versions},
         pending=(wait.waiting | loading) - wait.unavailable,
         instances=dict(wait.instances),
-        since=since,
+        since=asked.since,
         now=wait.now,
-        started=started and not answered,
+        started=asked.started and not answered,
         unavailable=bool(wait.unavailable),
         # A long-poll that ended without news is asked again after a pause.
         repoll=bool(wait.waiting) and not answered,
@@ -185,8 +196,8 @@ def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
         "cards/card_updates.html",
         {
             "cards": cards,
-            # Switched off, or deleted (no longer known at all).
-            "removed": [pk for pk in shown if pk not in versions],
+            # Switched off, hidden, or deleted (no longer known at all).
+            "removed": [pk for pk in asked.shown if pk not in versions],
             "poller": poller,
         },
     )
@@ -194,31 +205,43 @@ def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
 
 @agent_required
 @require_GET
-def card_fragment(request: HttpRequest, pk: int, key: str) -> HttpResponse:
-    """One card, once its pending load is stored (long-poll, up to CARDS_WAIT_SECONDS).
+async def card_updates(request: HttpRequest, pk: int) -> HttpResponse:
+    """The page's cards that have news, once one has (long-poll, up to CARDS_WAIT_SECONDS),
+    as out-of-band swaps, followed by the next poller.
 
-    Pages use `card_updates`; this is the one-card view of the same wait, for tools and
-    links. `?since=<epoch ms>` asks for an answer stored after that moment (or a fresh
-    one); `&started=1` says a load was started then. A card that needs a load that nobody
-    is running gets one started here, so the fragment alone is enough.
+    Parameters (the poller's inputs): `cards`, the page's cards as `<config id>:<version>`;
+    `pending`, the config ids it shows loading; `since`, epoch ms, and `started=1` when the
+    page or a reload started their loads then. Cards switched off or deleted meanwhile are
+    removed (a renamed one is answered under its new key: elements are keyed by config id);
+    from the page.
+
+    Async: under ASGI (config.asgi) the wait awaits the store bell and holds no thread; its
+    reads and the rendering run through `run_sync` (short, on a few threads that keep one
+    database connection each), so a waiting page holds no connection either.
     """
-    customer = get_object_or_404(Customer, pk=pk)
-    configs = card_configs_shown(keys=[key], user=request.user)
-    if not configs:
-        if _is_htmx(request):
-            # Disabled (or deleted): the empty answer removes the card it replaces.
-            return HttpResponse("")
-        raise Http404("No enabled card with this key.")
-    config = configs[0]
-    now = timezone.now()
-    wait = cards_wait(
-        customer=customer,
-        configs=configs,
-        pending={config.pk},
-        since=parse_since(request.GET, now) or now,
-        start_grace=START_GRACE_SECONDS if request.GET.get("started") == "1" else 0,
+    asked = await run_sync(_updates_request, request, pk)
+    wait = await acards_wait(
+        customer=asked.customer,
+        configs=asked.configs,
+        pending=asked.pending,
+        since=asked.since,
+        shown=asked.shown,
+        start_grace=START_GRACE_SECONDS if asked.started else 0,
+        # Cards stored first are rendered (and cached) while the rest are being stored, so
+        # the answer only renders the last ones.
+        on_news=asked.settled_cards,
     )
-    view = card_list(customer=customer, configs=configs, light=True)[0]
+    return await run_sync(_updates_answer, request, asked, wait)
+
+
+def _fragment_configs(pk: int, key: str, user: Any) -> tuple[Customer, list[CardConfig]]:
+    return get_object_or_404(Customer, pk=pk), card_configs_shown(keys=[key], user=user)
+
+
+def _fragment_answer(
+    request: HttpRequest, customer: Customer, config: CardConfig, wait: CardsWait
+) -> HttpResponse:
+    view = card_list(customer=customer, configs=[config], light=True)[0]
     card = CardDisplay(
         view,
         pending=config.pk in wait.waiting and not wait.unavailable,
@@ -227,6 +250,35 @@ def card_fragment(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     )
     render_cards([card], show_detail=request.user.is_staff)
     return HttpResponse(card.html)
+
+
+@agent_required
+@require_GET
+async def card_fragment(request: HttpRequest, pk: int, key: str) -> HttpResponse:
+    """One card, once its pending load is stored (long-poll, up to CARDS_WAIT_SECONDS).
+
+    Pages use `card_updates`; this is the one-card view of the same wait, for tools and
+    links. `?since=<epoch ms>` asks for an answer stored after that moment (or a fresh
+    one); `&started=1` says a load was started then. A card that needs a load that nobody
+    is running gets one started here, so the fragment alone is enough. Async, as
+    `card_updates`.
+    """
+    customer, configs = await run_sync(_fragment_configs, pk, key, request.user)
+    if not configs:
+        if _is_htmx(request):
+            # Disabled (or deleted): the empty answer removes the card it replaces.
+            return HttpResponse("")
+        raise Http404("No enabled card with this key.")
+    config = configs[0]
+    now = timezone.now()
+    wait = await acards_wait(
+        customer=customer,
+        configs=configs,
+        pending={config.pk},
+        since=parse_since(request.GET, now) or now,
+        start_grace=START_GRACE_SECONDS if request.GET.get("started") == "1" else 0,
+    )
+    return await run_sync(_fragment_answer, request, customer, config, wait)
 
 
 @agent_required
@@ -297,7 +349,7 @@ def cards_reload_all(request: HttpRequest, pk: int) -> HttpResponse:
     """Reload every card of the customer (POST); answers the whole panel, reloading."""
     if request.method == "GET":
         # "reload" is a valid card key too, and its fragment URL is this one.
-        return card_fragment(request, pk=pk, key="reload")
+        return async_to_sync(card_fragment)(request, pk=pk, key="reload")
     customer = get_object_or_404(Customer, pk=pk)
     return render(
         request,

@@ -10,18 +10,23 @@ when it commits, and reads the cards (one small query, whatever their number) wh
 rings, or on its own slow schedule as a safety net.
 """
 
+import asyncio
+import contextvars
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
 from cards.background.dispatch import DispatchUnavailable
 from cards.background.enqueue import cards_enqueue_stale
-from cards.loading.bell import bell, listening
+from cards.loading.bell import AsyncRung, bell, listening
 from cards.loading.services import instance_needs_load
 from cards.models import CardConfig, CardInstance
 from customers.models import Customer
@@ -29,8 +34,6 @@ from customers.models import Customer
 State = CardInstance.State
 
 POLL_INTERVAL_SECONDS = 0.025
-# The reads' pace while the bell hears every process's stores (`cards.loading.bell.listening`).
-LISTENING_INTERVAL_SECONDS = 0.25
 # After the first card settles, the wait lingers this long for the cards still loading
 # (a page's batches, started together, finish within milliseconds of each other), so one
 # answer carries them all; it answers at once when none is left.
@@ -137,6 +140,55 @@ def _read(customer: Customer, config_ids: list[int]) -> dict[int, CardInstance]:
     return {row.config_id: row for row in rows}
 
 
+# --- Sync work of async views ---------------------------------------------------------
+#
+# Django keeps database connections per async context, so a thousand waiting requests that
+# each read through `sync_to_async` would hold a thousand connections while they wait.
+# Their reads run here instead: on a few threads (`CARDS_WAIT_DB_THREADS`), each with a
+# context of its own for good, so each keeps one connection (closed and opened again only
+# after an error made it unusable) whatever the number of waiting pages. 0: plain
+# `sync_to_async` (the test settings, whose tests run inside one test transaction).
+
+_sync_pool: ThreadPoolExecutor | None = None
+_sync_pool_lock = threading.Lock()
+_sync_thread = threading.local()
+
+
+def _drop_broken_connections() -> None:
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and conn.errors_occurred:
+            if conn.is_usable():
+                conn.errors_occurred = False
+            else:
+                conn.close()
+
+
+def _run_in_thread_context(fn: Callable, args: tuple):
+    if not hasattr(_sync_thread, "context"):
+        _sync_thread.context = contextvars.Context()
+
+    def call():
+        _drop_broken_connections()
+        return fn(*args)
+
+    return _sync_thread.context.run(call)
+
+
+async def run_sync(fn: Callable, *args):
+    """`fn(*args)` (short, bounded database work) from an async view, without holding a
+    database connection per waiting request (see above)."""
+    global _sync_pool
+    threads = settings.CARDS_WAIT_DB_THREADS
+    if not threads:
+        return await sync_to_async(fn)(*args)
+    if _sync_pool is None:
+        with _sync_pool_lock:
+            if _sync_pool is None:
+                _sync_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="card-wait")
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_sync_pool, _run_in_thread_context, fn, args)
+
+
 def cards_wait(
     *,
     customer: Customer,
@@ -162,10 +214,13 @@ def cards_wait(
     loaders' writes show on the next. While it lingers for the rest of a batch-mate's
     cards, `on_news(config_ids)` gets each card with news once, so the caller can prepare
     its answer meanwhile.
+
+    This holds the calling thread while it waits; `acards_wait` is the same wait for an
+    async view, holding none.
     """
     timeout = settings.CARDS_WAIT_SECONDS if timeout is None else timeout
     with bell.subscribe(customer.pk) as rung:
-        return _wait(
+        ticks = _ticks(
             rung,
             customer=customer,
             configs=configs,
@@ -178,10 +233,61 @@ def cards_wait(
             coalesce=coalesce,
             on_news=on_news,
         )
+        try:
+            while True:
+                rung.wait(next(ticks))
+        except StopIteration as done:
+            return done.value
 
 
-def _wait(
-    rung: threading.Event,
+async def acards_wait(
+    *,
+    customer: Customer,
+    configs: Sequence[CardConfig],
+    pending: Collection[int],
+    since: datetime,
+    shown: Mapping[int, int] | None = None,
+    start_grace: float = 0.0,
+    timeout: float | None = None,
+    interval: float = POLL_INTERVAL_SECONDS,
+    coalesce: float = COALESCE_SECONDS,
+    on_news: Callable[[set[int]], None] | None = None,
+) -> CardsWait:
+    """`cards_wait` for an async view: the same ticks, each tick's reads (and `on_news`)
+    run through `sync_to_async` (short and bounded), and the pauses between them await the
+    bell on the event loop, so a waiting page holds no thread (SPEC §7 "Isolation")."""
+    timeout = settings.CARDS_WAIT_SECONDS if timeout is None else timeout
+    async with bell.subscribe_async(customer.pk) as rung:
+        ticks = _ticks(
+            rung,
+            customer=customer,
+            configs=configs,
+            waiting_for=set(pending) & {config.pk for config in configs},
+            since=since,
+            shown=shown,
+            start_grace=start_grace,
+            deadline=time.monotonic() + timeout,
+            interval=interval,
+            coalesce=coalesce,
+            on_news=on_news,
+        )
+        while True:
+            pause = await run_sync(_step, ticks)
+            if isinstance(pause, CardsWait):
+                return pause
+            await rung.wait(pause)
+
+
+def _step(ticks: Generator[float, None, CardsWait]) -> float | CardsWait:
+    """One tick of the wait: the next pause, or how the wait ended."""
+    try:
+        return next(ticks)
+    except StopIteration as done:
+        return done.value
+
+
+def _ticks(
+    rung: threading.Event | AsyncRung,
     *,
     customer: Customer,
     configs: Sequence[CardConfig],
@@ -193,13 +299,15 @@ def _wait(
     interval: float,
     coalesce: float,
     on_news: Callable[[set[int]], None] | None,
-) -> CardsWait:
+) -> Generator[float, None, CardsWait]:
+    """The wait's reads, one tick per step; yields how long to wait on the bell before
+    the next one and returns how the wait ended. Only the caller waits."""
     config_ids = [config.pk for config in configs]
     started: set[int] = set()
     announced: set[int] = set()
     coalesce_until: float | None = None
     while True:
-        rung.clear()  # a store committed from here on wakes the wait below
+        rung.clear()  # a store committed from here on wakes the wait that follows
         now = timezone.now()
         instances = _read(customer, config_ids)
         settled = {
@@ -225,7 +333,7 @@ def _wait(
                 on_news(settled - announced)
                 announced |= settled
             left = max(0.0, coalesce_until - time.monotonic())
-            rung.wait(left if listening() else min(left, COALESCE_INTERVAL_SECONDS))
+            yield left if listening() else min(left, COALESCE_INTERVAL_SECONDS)
             continue
         due = [
             config
@@ -252,8 +360,8 @@ def _wait(
             return result
         # Woken by the bell as soon as a store commits; reading anyway every `interval`
         # (slower while stores of every process ring it) catches what it cannot hear.
-        pause = max(interval, LISTENING_INTERVAL_SECONDS) if listening() else interval
-        rung.wait(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = max(interval, settings.CARDS_WAIT_RECHECK_SECONDS) if listening() else interval
+        yield min(pause, max(0.0, deadline - time.monotonic()))
 
 
 def _should_start(instance: CardInstance | None, *, now: datetime, not_before: datetime) -> bool:

@@ -2,8 +2,8 @@
 
 One path for every caller (pages, tasks, admin, commands):
 
-    card_configs_enabled -> cards_claim -> batches_for -> _fetch_batch (threads, no DB)
-        -> outcomes_for -> _store_outcomes
+    card_configs_enabled -> cards_claim -> batches_for -> _fetch_batch (the fetch pool,
+        capped per card API: `cards.loading.bulkheads`; no DB) -> outcomes_for -> _store_outcomes
 
 Loads run either in the foreground (`cards_load`) or in the background
 (`cards.background`): a page claims here, in its request, and hands one job per batch to
@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,10 +28,11 @@ from django.utils import timezone
 
 from cards.loading import statements
 from cards.loading.bell import cards_stored
+from cards.loading.bulkheads import fetches
 from cards.loading.configs import card_configs_enabled
 from cards.loading.metrics import loads_observed
 from cards.models import CardConfig, CardInstance, CardRequest
-from cards.protocol.batching import Batch, batches_for
+from cards.protocol.batching import Batch, batch_key, batches_for
 from cards.protocol.http import Exchange, build_request_body, build_request_headers, post_cards
 from cards.protocol.outcomes import CardOutcome, ErrorKind, exchange_is_retriable, outcomes_for
 from customers.models import Customer
@@ -41,10 +42,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["card_configs_enabled"]  # where callers have always found it
 
 State = CardInstance.State
-
-# Batches of one customer are fetched at once on this pool; its threads never touch the
-# database, so it is safe to share between web threads, loader threads and workers.
-_fetch_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="card-fetch")
 
 
 def cards_claim(
@@ -186,8 +183,7 @@ def cards_load_claimed(
     by_config = {instance.config_id: instance for instance in instances}
     batches = batches_for(instance.config for instance in instances)
     failed = False
-    with _active_lock:
-        _active_claims[token] = customer.pk
+    claims_running_add(token, customer.pk)
     try:
         bodies = [build_request_body(customer=customer, keys=batch.keys) for batch in batches]
         for batch, fetched in _fetches(batches, bodies, before_request):
@@ -215,10 +211,9 @@ def cards_load_claimed(
         failed = True
         raise
     finally:
-        with _active_lock:
-            _active_claims.pop(token, None)
+        claims_running_done(token)
         if failed:
-            _release_quietly(customer_id=customer.pk, token=token)
+            release_quietly(customer_id=customer.pk, token=token)
     return report
 
 
@@ -226,22 +221,16 @@ def _fetches(
     batches: list[Batch], bodies: list[bytes], before_request: Callable[[Batch], None] | None
 ) -> Iterator[tuple[Batch, Callable[[], tuple[list[Exchange], dict[str, CardOutcome]]]]]:
     """Each batch with the call that gives its fetch's result, in the order they finish:
-    concurrently on the fetch pool, or here one after the other for a single batch or once
-    the interpreter is shutting down (no new threads then; a load still finishes)."""
-    inline = [
-        (batch, functools.partial(_fetch_batch, batch, body, before_request))
-        for batch, body in zip(batches, bodies, strict=True)
-    ]
-    if len(batches) == 1:
-        yield from inline
-        return
+    on the fetch pool, in each card API's lane (`cards.loading.bulkheads`), or here one
+    after the other once the interpreter is shutting down (no new threads then)."""
     try:
         futures = {
-            _fetch_pool.submit(_fetch_batch, batch, body, before_request): batch
+            _fetch_capped(batch, body, before_request): batch
             for batch, body in zip(batches, bodies, strict=True)
         }
     except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
-        yield from inline
+        for batch, body in zip(batches, bodies, strict=True):
+            yield batch, functools.partial(_fetch_batch, batch, body, before_request)
         return
     for future in as_completed(futures):
         yield futures[future], future.result
@@ -251,6 +240,16 @@ def _fetches(
 # process that stops can release those its loads will not finish (cards.background.dispatch).
 _active_claims: dict[str, int] = {}
 _active_lock = threading.Lock()
+
+
+def claims_running_add(token: str, customer_id: int) -> None:
+    with _active_lock:
+        _active_claims[token] = customer_id
+
+
+def claims_running_done(token: str) -> None:
+    with _active_lock:
+        _active_claims.pop(token, None)
 
 
 def cards_claims_release_running() -> int:
@@ -264,13 +263,56 @@ def cards_claims_release_running() -> int:
     return released
 
 
-def _release_quietly(*, customer_id: int, token: str) -> None:
+def release_quietly(*, customer_id: int, token: str) -> None:
     """Release what is left of a failed load's claim; a failure to do so is logged (the
     claim then dies on its own, CARDS_CLAIM_DEAD_AFTER_SECONDS)."""
     try:
         cards_claim_release(customer_id=customer_id, token=token)
     except Exception:
         logger.exception("Could not release claim %s of customer %s", token, customer_id)
+
+
+def api_max_in_flight(batch: Batch) -> int:
+    """The batch's card API's cap on requests in flight from this process: the lowest
+    `max_in_flight` of its configs, else `CARDS_API_MAX_IN_FLIGHT`."""
+    caps = [config.max_in_flight for config in batch.configs if config.max_in_flight]
+    return min(caps) if caps else settings.CARDS_API_MAX_IN_FLIGHT
+
+
+def _fetch_capped(
+    batch: Batch, body: bytes, before_request: Callable[[Batch], None] | None
+) -> Future:
+    """`_fetch_batch` on the fetch pool, in its card API's lane (`cards.loading.bulkheads`).
+
+    A fetch that waits a whole request deadline for a turn is not sent: its cards end as
+    TIMEOUT errors that say the API was saturated.
+    """
+    limit = api_max_in_flight(batch)
+
+    def saturated(waited: float) -> tuple[list[Exchange], dict[str, CardOutcome]]:
+        exchange = Exchange(
+            url=batch.url,
+            request_headers={},
+            request_body=body,
+            duration_ms=round(waited * 1000),
+            error_kind="TIMEOUT",
+            error_message=(
+                f"not sent: this card API already had {limit} requests in flight (its cap, "
+                f"the config's max in flight) and this load waited {waited:.0f} s for a turn"
+            ),
+        )
+        outcomes = outcomes_for(exchange, batch.keys)
+        for outcome in outcomes.values():
+            outcome.detail["attempts"] = 0
+        return [exchange], outcomes
+
+    return fetches.submit(
+        batch_key(url=batch.url, headers=batch.headers),
+        lambda: _fetch_batch(batch, body, before_request),
+        limit=limit,
+        wait_seconds=settings.CARDS_REQUEST_TIMEOUT_SECONDS,
+        expired=saturated,
+    )
 
 
 def _fetch_batch(

@@ -8,6 +8,7 @@ costs only its own check. Every other path goes on as usual.
 
 from collections.abc import Callable
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from cards.operations.exposition import metrics_allowed, metrics_text
@@ -47,18 +48,37 @@ ROUTES: dict[str, Callable[[HttpRequest], HttpResponse]] = {
 }
 
 
+def _answer(request: HttpRequest, route: Callable[[HttpRequest], HttpResponse]) -> HttpResponse:
+    if request.method not in ("GET", "HEAD"):
+        response = HttpResponse(status=405)
+        response["Allow"] = "GET, HEAD"
+        return response
+    response = route(request)
+    response["Cache-Control"] = NO_STORE
+    return response
+
+
 class OperationsMiddleware:
+    """Answers the probes and /metrics before anything else. Sync and async: under ASGI a
+    sync-only middleware would run every async view (the page's long-poll) in a thread."""
+
+    sync_capable = True
+    async_capable = True
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         route = ROUTES.get(request.path_info.rstrip("/") or "/")
+        if iscoroutinefunction(self):
+            return self._acall(request, route)
         if route is None:
             return self.get_response(request)
-        if request.method not in ("GET", "HEAD"):
-            response = HttpResponse(status=405)
-            response["Allow"] = "GET, HEAD"
-            return response
-        response = route(request)
-        response["Cache-Control"] = NO_STORE
-        return response
+        return _answer(request, route)
+
+    async def _acall(self, request: HttpRequest, route) -> HttpResponse:
+        if route is None:
+            return await self.get_response(request)
+        return await sync_to_async(_answer)(request, route)  # the probes read the database

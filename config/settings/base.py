@@ -244,14 +244,34 @@ CARDS_INPROCESS_WORKERS = env.int("CARDS_INPROCESS_WORKERS", default=8)
 # A process that stops gives its running in-process loads this long to finish (a request
 # deadline and a margin), then releases their claims; queued ones are cancelled at once.
 CARDS_SHUTDOWN_WAIT_SECONDS = env.float("CARDS_SHUTDOWN_WAIT_SECONDS", default=20.0)
-# How long a card fragment request waits for a load to finish before asking again.
-CARDS_WAIT_SECONDS = env.float("CARDS_WAIT_SECONDS", default=20.0)
 # An open customer page asks at least this often (and at each card's expiry), so cards an
 # admin's change made stale reload without waiting for their expiry; an ask with nothing
 # due costs one small query.
 CARDS_PAGE_RECHECK_SECONDS = env.int("CARDS_PAGE_RECHECK_SECONDS", default=60)
+# Bulkheads (cards.loading.bulkheads, SPEC §7 "Isolation"): requests to card APIs run on a
+# pool of this many threads per process (created as needed; an idle one costs nothing),
+# and at most CARDS_API_MAX_IN_FLIGHT of them (or a config's own "max in flight") go to
+# one card API at once, so a hung API holds a quarter of the pool at most. Raise both for
+# more requests in flight per machine (bench B11).
+CARDS_FETCH_THREADS = env.int("CARDS_FETCH_THREADS", default=1000)
+CARDS_API_MAX_IN_FLIGHT = env.int("CARDS_API_MAX_IN_FLIGHT", default=250)
+# Threads storing background loads' answers (the database's side of the pool above).
+CARDS_STORE_THREADS = env.int("CARDS_STORE_THREADS", default=8)
+# How long a card fragment request waits for a load to finish before asking again.
+# Under ASGI a waiting page costs no thread, so one wait covers a whole load's worst case
+# (two 15 s deadlines and the pause between them): a page asks once per load.
+CARDS_WAIT_SECONDS = env.float("CARDS_WAIT_SECONDS", default=35.0)
+# While the store bell hears every process's stores (Redis, or PostgreSQL LISTEN), a waiting
+# page still reads its cards this often, as a safety net: slow, so a thousand waiting pages
+# cost a few hundred small reads a second, not thousands.
+CARDS_WAIT_RECHECK_SECONDS = env.float("CARDS_WAIT_RECHECK_SECONDS", default=5.0)
+# Threads (each with one database connection) running the waiting pages' short reads, per
+# web process (cards.live.waiting.run_sync); 0: Django's sync_to_async.
+CARDS_WAIT_DB_THREADS = env.int("CARDS_WAIT_DB_THREADS", default=4)
 # Built-in example card API (SPEC §10) and the demo.
 CARDS_EXAMPLE_API_ENABLED = env.bool("CARDS_EXAMPLE_API_ENABLED", default=True)
+# Its test hooks (?delay_ms, ?ttl, ?status): for tests and benchmarks, never a public knob.
+CARDS_EXAMPLE_API_HOOKS = env.bool("CARDS_EXAMPLE_API_HOOKS", default=DEBUG)
 
 # --- Operations (cards.operations, docs/operations.md) ---------------------------------
 # /metrics answers a request carrying `Authorization: Bearer <METRICS_TOKEN>`, or from an

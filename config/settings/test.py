@@ -20,6 +20,9 @@ CARDS_ALLOW_HTTP = True
 CARDS_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1", "localhost"]
 CARDS_RETRY_DELAY_SECONDS = 0.2
 CARDS_REQUEST_TIMEOUT_SECONDS = 2.0
+# Tests run inside one transaction, which only this thread's connection sees: the async
+# views read through sync_to_async here (a test's subprocess may set it, tests/workers.py).
+CARDS_WAIT_DB_THREADS = env.int("CARDS_WAIT_DB_THREADS", default=0)
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 
 # The suite runs in the embedded mode; tests of the Redis mode start their own workers

@@ -6,6 +6,7 @@ axe-core runs inside Chromium on the directory, the customer page in every state
 operates every control, with a focus ring of 3:1 or more, from a skip link on.
 """
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -184,7 +185,12 @@ def test_every_control_is_reached_and_operated_by_keyboard_with_a_visible_focus_
     expect(page.locator("[data-card-key='subscription']")).to_have_attribute(
         "data-card-state", "loaded", timeout=TIMEOUT_MS
     )
-    expect(page.locator(":focus")).to_have_id("card-subscription-reload")
+    expect(page.locator(":focus")).to_have_class(re.compile("cc-card__reload"))
+    expect(page.locator(":focus")).to_have_attribute("aria-label", re.compile("Reload"))
+    assert (
+        page.evaluate("document.activeElement.closest('.cc-card').dataset.cardKey")
+        == "subscription"
+    )
     page.locator("[data-card-key='customer-details'] .cc-copy").first.focus()
     page.keyboard.press("Space")
     expect(page.locator("#app-live")).to_contain_text("Copied.", timeout=TIMEOUT_MS)

@@ -2,6 +2,7 @@
 position survive an automatic refresh, a reload and "Reload all"; a card with no news is
 not touched; a lost connection says so and retries. Real card APIs on loopback."""
 
+import re
 import threading
 
 import pytest
@@ -39,7 +40,7 @@ SELECT_STABLE_JS = """key => {
 WATCH_JS = """key => {
   window.__mutations = window.__mutations || {};
   window.__mutations[key] = [];
-  const card = document.getElementById("card-" + key);
+  const card = document.querySelector(`.cc-card[data-card-key="${key}"]`);
   const clock = node => (node.nodeType === 1 ? node : node.parentElement).closest("time");
   new MutationObserver(records => window.__mutations[key].push(
     ...records.filter(r => !clock(r.target)).map(r => r.type + " " + r.target.nodeName)))
@@ -78,7 +79,9 @@ def test_focus_a_selection_and_the_scroll_survive_an_automatic_refresh(login, ca
     # timeToLiveSeconds 2: the page reloads the card by itself, twice.
     expect(plan).to_contain_text("plan version 3", timeout=TIMEOUT_MS)
 
-    expect(page.locator(":focus")).to_have_id("card-plan-reload")
+    expect(page.locator(":focus")).to_have_class(re.compile("cc-card__reload"))
+    expect(page.locator(":focus")).to_have_attribute("aria-label", re.compile("Reload"))
+    assert page.evaluate("document.activeElement.closest('.cc-card').dataset.cardKey") == "plan"
     assert selection(page) == STABLE
     assert page.evaluate("window.scrollY") == scrolled
     # The card with no news was not touched at all.
@@ -98,7 +101,9 @@ def test_focus_stays_on_a_reload_button_and_selections_survive_reload_all(login,
         "orders version 2", timeout=TIMEOUT_MS
     )
     expect(page.locator("[data-card-key='orders']")).to_have_attribute("data-card-state", "loaded")
-    expect(page.locator(":focus")).to_have_id("card-orders-reload")
+    expect(page.locator(":focus")).to_have_class(re.compile("cc-card__reload"))
+    expect(page.locator(":focus")).to_have_attribute("aria-label", re.compile("Reload"))
+    assert page.evaluate("document.activeElement.closest('.cc-card').dataset.cardKey") == "orders"
     assert page.evaluate("window.__mutations.plan") == []  # another card's reload
 
     # Reload all: every card is redrawn in place, so the focused button and a selection
@@ -178,5 +183,7 @@ def test_an_error_card_says_how_old_its_data_is_and_tries_again(login, card_api)
     page.keyboard.press("Enter")
     expect(notes).to_contain_text("notes version 3", timeout=TIMEOUT_MS)
     # The "Try again" button went away with the error: focus went to the card's reload.
-    expect(page.locator(":focus")).to_have_id("card-notes-reload")
+    expect(page.locator(":focus")).to_have_class(re.compile("cc-card__reload"))
+    expect(page.locator(":focus")).to_have_attribute("aria-label", re.compile("Reload"))
+    assert page.evaluate("document.activeElement.closest('.cc-card').dataset.cardKey") == "notes"
     assert session.errors == []

@@ -13,9 +13,13 @@ When `CARDS_SIGNING_SECRETS` is set, requests must carry a valid signature heade
 (the header and mode `CARDS_PROTOCOL` selects: `cards.protocol.signing.dialect`) for one of
 those secrets or of a card config's own, verified on the raw body bytes; otherwise the
 answer is 401.
-The view exists only while `CARDS_EXAMPLE_API_ENABLED` is true (404 otherwise).
+The view exists only while `CARDS_EXAMPLE_API_ENABLED` is true (404 otherwise; off by
+default in `config.settings.production`).
 
-Testing hooks for tests and benchmarks, as query parameters on the configured URL:
+Testing hooks for tests and benchmarks, as query parameters on the configured URL. They
+are not a public knob (SPEC §7 "Isolation"): they work only while
+`CARDS_EXAMPLE_API_HOOKS` is true (by default, when `DEBUG` is on; off in production
+unless set), and a request using one otherwise gets 403 with the reason:
 
 - `?delay_ms=N`: sleep N milliseconds before answering (capped at 20,000), to exercise
   deadlines and the loading states.
@@ -24,14 +28,16 @@ Testing hooks for tests and benchmarks, as query parameters on the configured UR
 - `?status=N`: answer with HTTP status N (200..599) and a small JSON error body instead
   of the cards (after the signature check and the delay).
 
-For example `http://127.0.0.1:8000/examples/cards/?delay_ms=3000&ttl=30`.
+For example `http://127.0.0.1:8000/examples/cards/?delay_ms=3000&ttl=30`. The view is
+async: a delayed answer waits on the event loop under ASGI, holding no thread.
 """
 
+import asyncio
 import hashlib
 import hmac
 import json
-import time
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -44,6 +50,7 @@ from cards.protocol.signing import dialect, verify_signature
 __all__ = ["CARD_BUILDERS", "CARD_TITLES", "example_cards", "example_cards_view"]
 
 MAX_DELAY_MS = 20_000
+HOOKS = ("delay_ms", "ttl", "status")
 
 
 # --- The view ------------------------------------------------------------------------
@@ -92,10 +99,17 @@ def _signature_is_valid(request: HttpRequest) -> bool:
 
 @csrf_exempt
 @require_POST
-def example_cards_view(request: HttpRequest) -> HttpResponse:
+async def example_cards_view(request: HttpRequest) -> HttpResponse:
     """Answer the card protocol with made-up, per-customer cards (see the module docstring)."""
     if not settings.CARDS_EXAMPLE_API_ENABLED:
         raise Http404("The example card API is disabled.")
+    used = [name for name in HOOKS if name in request.GET]
+    if used and not settings.CARDS_EXAMPLE_API_HOOKS:
+        return _error(
+            403,
+            f"The example API's test hooks ({', '.join('?' + name for name in used)}) are off "
+            "here: they work only with DEBUG on or CARDS_EXAMPLE_API_HOOKS=true.",
+        )
     try:
         delay_ms = _int_param(request, "delay_ms")
         ttl = _int_param(request, "ttl")
@@ -105,10 +119,11 @@ def example_cards_view(request: HttpRequest) -> HttpResponse:
     if status is not None and not 200 <= status <= 599:
         return _error(400, f"?status must be an HTTP status (200..599), got {status}")
 
-    if settings.CARDS_SIGNING_SECRETS and not _signature_is_valid(request):
+    # The check reads configs' own secrets: a query, so on a thread (this view is async).
+    if settings.CARDS_SIGNING_SECRETS and not await sync_to_async(_signature_is_valid)(request):
         return _error(401, f"Missing or invalid {dialect().signature_header} header.")
     if delay_ms:
-        time.sleep(min(max(delay_ms, 0), MAX_DELAY_MS) / 1000)
+        await asyncio.sleep(min(max(delay_ms, 0), MAX_DELAY_MS) / 1000)
     if status is not None and status != 200:
         return _error(status, f"Status {status} forced by ?status.")
 

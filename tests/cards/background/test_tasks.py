@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from cards.background import schedules
 from cards.background.dispatch import LoadJob, dispatch_jobs, dispatch_loads
+from cards.loading.bulkheads import wait_idle
 from cards.models import CardInstance
 from cards.tasks import (
     cards_keep_warm_task,
@@ -74,7 +75,7 @@ def test_tasks_are_named_after_the_services_they_call():
     }
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_the_load_task_with_stale_before_reloads_a_card_that_has_not_expired_yet(card_api):
     config = CardConfigFactory(key="plan", api_url=card_api.url)
     customer = CustomerFactory()
@@ -85,24 +86,27 @@ def test_the_load_task_with_stale_before_reloads_a_card_that_has_not_expired_yet
     card_api.serve({"plan": card("plan")})
 
     cards_load_task.run(customer.pk, [config.pk])
+    assert wait_idle()  # the task hands its fetch to the fetch pool and returns
     assert card_api.requests == []
 
     horizon = timezone.now() + timedelta(seconds=60)
     cards_load_task.run(customer.pk, [config.pk], stale_before=horizon.isoformat())
+    assert wait_idle()
 
     assert card_api.keys_requested == [["plan"]]
     instance = CardInstance.objects.get(customer=customer, config=config)
     assert instance.components == TEXT and instance.expires_at > expires_at
 
 
-@pytest.mark.django_db
-def test_the_load_task_logs_one_structured_line(card_api, caplog):
+@pytest.mark.django_db(transaction=True)
+def test_the_load_task_logs_one_structured_line_once_its_cards_are_stored(card_api, caplog):
     caplog.set_level(logging.INFO, logger="cards.tasks")
     config = CardConfigFactory(key="plan", api_url=card_api.url)
     customer = CustomerFactory()
     card_api.serve({"plan": card("plan")})
 
     cards_load_task.run(customer.pk, [config.pk])
+    assert wait_idle()
 
     [line] = [r.getMessage() for r in caplog.records if r.name == "cards.tasks"]
     assert line.startswith(

@@ -283,3 +283,14 @@ def test_status_hook_answers_that_status(client, status):
 @pytest.mark.parametrize("query", ["?delay_ms=soon", "?ttl=x", "?status=abc", "?status=99"])
 def test_malformed_hooks_are_a_client_error(client, query):
     assert post(client, protocol_body(), query=query).status_code == 400
+
+
+@pytest.mark.parametrize("query", ["?delay_ms=300", "?ttl=2", "?status=500"])
+def test_hooks_are_refused_when_the_setting_is_off(client, settings, query):
+    settings.CARDS_EXAMPLE_API_HOOKS = False
+
+    response = post(client, protocol_body(), query=query)
+
+    assert response.status_code == 403
+    assert "CARDS_EXAMPLE_API_HOOKS" in response.json()["error"]
+    assert post(client, protocol_body()).status_code == 200  # the API itself still answers

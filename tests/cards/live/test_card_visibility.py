@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
-from cards.models import CardInstance
+from cards.models import CardConfig, CardInstance
 from tests.cards.cardpages import (
     card_of,
     fragment,
@@ -139,7 +139,9 @@ def test_a_hidden_cards_fragment_is_404_and_loads_nothing(card_api, cards, custo
 def test_a_hidden_card_cannot_be_reloaded(card_api, cards, customer):
     agent = logged_in(agent_user("kim"))
 
-    response = agent.post(reverse("cards:card-reload", args=[customer.pk, "billing"]))
+    response = agent.post(
+        reverse("cards:card-reload", args=[customer.pk, CardConfig.objects.get(key="billing").pk])
+    )
 
     assert response.status_code == 404
     assert card_api.requests == []
@@ -185,7 +187,10 @@ def test_the_long_poll_neither_loads_nor_answers_a_hidden_card(card_api, cards, 
     answer = settle(agent, customer, answer)
 
     assert "IBAN" not in answer
-    assert 'id="card-billing" hx-swap-oob="delete"' in answer or card_of(answer, "billing") == ""
+    billing_id = CardConfig.objects.get(key="billing").pk
+    assert (
+        f'id="card-{billing_id}" hx-swap-oob="delete"' in answer or card_of(answer, "billing") == ""
+    )
     assert "billing" not in requested_keys(card_api)
 
 
@@ -204,4 +209,5 @@ def test_a_card_restricted_while_the_page_is_open_is_removed_by_the_long_poll(
     poller["trigger"] = ""
     answer = ok(poll(agent, customer, {**poller, "pending": str(plan.pk)}))
 
-    assert '<div id="card-billing" hx-swap-oob="delete"></div>' in answer
+    billing_id = CardConfig.objects.get(key="billing").pk
+    assert f'<div id="card-{billing_id}" hx-swap-oob="delete"></div>' in answer

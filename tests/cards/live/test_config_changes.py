@@ -65,6 +65,6 @@ def test_a_renamed_card_keeps_its_element_and_its_reload_button(agent_client, ca
     assert card.startswith(f"<section {element_id}")  # replaces the page's element
     answer = ok(poll(agent_client, customer, poller_of(reloading)))
     settled = card_of(answer, "subscription")
-    assert settled.startswith(f'<section hx-swap-oob="outerHTML" {element_id}')
+    assert settled.startswith(f'<section hx-swap-oob="morph" {element_id}')
     assert "subscription version 2" in settled
     assert card_api.keys_requested[-1] == ["subscription"]

@@ -115,8 +115,9 @@ def test_a_loader_whose_claim_was_taken_over_does_not_overwrite_the_newer_result
     assert CardInstance.objects.get().components == []
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_task_delivered_twice_takes_the_pages_claim_over_once(card_api):
+    from cards.loading.bulkheads import wait_idle
     from cards.tasks import cards_load_task
 
     config = CardConfigFactory(key="plan", api_url=card_api.url)
@@ -126,6 +127,7 @@ def test_a_task_delivered_twice_takes_the_pages_claim_over_once(card_api):
 
     cards_load_task.run(customer.pk, [config.pk], claim_token=token)
     cards_load_task.run(customer.pk, [config.pk], claim_token=token)
+    assert wait_idle()  # the task hands its fetch to the fetch pool and returns
 
     assert len(claimed) == 1
     assert len(card_api.requests) == 1

@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from django.conf import settings
@@ -24,7 +25,7 @@ def json_formatter() -> JsonFormatter:
     return JsonFormatter(**config)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the answer is stored on the store pool's thread
 def test_a_loads_line_is_one_json_object_with_customer_keys_outcome_and_duration(card_api, caplog):
     customer = CustomerFactory()
     plan = CardConfigFactory(key="plan", api_url=card_api.url)
@@ -34,7 +35,14 @@ def test_a_loads_line_is_one_json_object_with_customer_keys_outcome_and_duration
 
     load_job_run(customer_id=customer.pk, config_ids=[plan.pk, orders.pk])
 
-    (record,) = [r for r in caplog.records if r.getMessage().startswith("cards_load ")]
+    # The job hands its fetch to the fetch pool; the line is logged once the cards are stored.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        lines = [r for r in caplog.records if r.getMessage().startswith("cards_load ")]
+        if lines:
+            break
+        time.sleep(0.05)
+    (record,) = lines
     line = json_formatter().format(record)
     assert "\n" not in line
     entry = json.loads(line)
