@@ -35,7 +35,7 @@ WORKFLOWS_UNAVAILABLE = "Workflows are not available yet"
 
 # Part of every cache key of rendered card HTML: bump it when the markup of a component or
 # of the card chrome changes, so no page mixes old and new markup after a deploy.
-RENDER_VERSION = 2
+RENDER_VERSION = 3
 # Rendered HTML is keyed by what it was rendered from, so an entry is never wrong, only
 # unused once its card changes; this just bounds how long unused ones linger.
 RENDERED_CACHE_SECONDS = 24 * 3600
