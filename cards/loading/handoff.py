@@ -13,9 +13,9 @@ from concurrent.futures import Future
 from datetime import datetime
 
 from cards.loading.bulkheads import store_later
+from cards.loading.fetching import fetch_capped
 from cards.loading.services import (
     LoadReport,
-    _fetch_capped,
     _store_outcomes_or_fail,
     cards_claim,
     cards_claim_take_over,
@@ -102,6 +102,6 @@ def cards_load_handed_off(
     # Bodies are built here, on the job's thread: fetch threads never touch the database.
     bodies = [build_request_body(customer=customer, keys=batch.keys) for batch in batches]
     for batch, body in zip(batches, bodies, strict=True):
-        future = _fetch_capped(batch, body, None)
+        future = fetch_capped(batch, body, None)
         future.add_done_callback(lambda done, batch=batch: store_later(lambda: store(batch, done)))
     return set(by_config)

@@ -2,7 +2,7 @@
 
 One path for every caller (pages, tasks, admin, commands):
 
-    card_configs_enabled -> cards_claim -> batches_for -> _fetch_batch (the fetch pool,
+    card_configs_enabled -> cards_claim -> batches_for -> fetch_batch (the fetch pool,
         capped per card API: `cards.loading.bulkheads`; no DB) -> outcomes_for -> _store_outcomes
 
 Loads run either in the foreground (`cards_load`) or in the background
@@ -11,13 +11,10 @@ Celery or to the in-process pool; the job takes the claim over (`cards_claim_tak
 and runs `cards_load` on what it took. This package is the only writer of card instances.
 """
 
-import functools
 import logging
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, as_completed
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,13 +25,13 @@ from django.utils import timezone
 
 from cards.loading import statements
 from cards.loading.bell import cards_stored
-from cards.loading.bulkheads import fetches
 from cards.loading.configs import card_configs_enabled
+from cards.loading.fetching import batches_fetched
 from cards.loading.metrics import loads_observed
 from cards.models import CardConfig, CardInstance, CardRequest
-from cards.protocol.batching import Batch, batch_key, batches_for
-from cards.protocol.http import Exchange, build_request_body, build_request_headers, post_cards
-from cards.protocol.outcomes import CardOutcome, ErrorKind, exchange_is_retriable, outcomes_for
+from cards.protocol.batching import Batch, batches_for
+from cards.protocol.http import Exchange, build_request_body
+from cards.protocol.outcomes import CardOutcome, ErrorKind, outcomes_for
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -186,7 +183,7 @@ def cards_load_claimed(
     claims_running_add(token, customer.pk)
     try:
         bodies = [build_request_body(customer=customer, keys=batch.keys) for batch in batches]
-        for batch, fetched in _fetches(batches, bodies, before_request):
+        for batch, fetched in batches_fetched(batches, bodies, before_request):
             batch_instances = [by_config[config.pk] for config in batch.configs]
             try:
                 exchanges, outcomes = fetched()
@@ -215,25 +212,6 @@ def cards_load_claimed(
         if failed:
             release_quietly(customer_id=customer.pk, token=token)
     return report
-
-
-def _fetches(
-    batches: list[Batch], bodies: list[bytes], before_request: Callable[[Batch], None] | None
-) -> Iterator[tuple[Batch, Callable[[], tuple[list[Exchange], dict[str, CardOutcome]]]]]:
-    """Each batch with the call that gives its fetch's result, in the order they finish:
-    on the fetch pool, in each card API's lane (`cards.loading.bulkheads`), or here one
-    after the other once the interpreter is shutting down (no new threads then)."""
-    try:
-        futures = {
-            _fetch_capped(batch, body, before_request): batch
-            for batch, body in zip(batches, bodies, strict=True)
-        }
-    except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
-        for batch, body in zip(batches, bodies, strict=True):
-            yield batch, functools.partial(_fetch_batch, batch, body, before_request)
-        return
-    for future in as_completed(futures):
-        yield futures[future], future.result
 
 
 # The claims of the loads running in this process (token -> customer id), so that a
@@ -270,79 +248,6 @@ def release_quietly(*, customer_id: int, token: str) -> None:
         cards_claim_release(customer_id=customer_id, token=token)
     except Exception:
         logger.exception("Could not release claim %s of customer %s", token, customer_id)
-
-
-def api_max_in_flight(batch: Batch) -> int:
-    """The batch's card API's cap on requests in flight from this process: the lowest
-    `max_in_flight` of its configs, else `CARDS_API_MAX_IN_FLIGHT`."""
-    caps = [config.max_in_flight for config in batch.configs if config.max_in_flight]
-    return min(caps) if caps else settings.CARDS_API_MAX_IN_FLIGHT
-
-
-def _fetch_capped(
-    batch: Batch, body: bytes, before_request: Callable[[Batch], None] | None
-) -> Future:
-    """`_fetch_batch` on the fetch pool, in its card API's lane (`cards.loading.bulkheads`).
-
-    A fetch that waits a whole request deadline for a turn is not sent: its cards end as
-    TIMEOUT errors that say the API was saturated.
-    """
-    limit = api_max_in_flight(batch)
-
-    def saturated(waited: float) -> tuple[list[Exchange], dict[str, CardOutcome]]:
-        exchange = Exchange(
-            url=batch.url,
-            request_headers={},
-            request_body=body,
-            duration_ms=round(waited * 1000),
-            error_kind="TIMEOUT",
-            error_message=(
-                f"not sent: this card API already had {limit} requests in flight (its cap, "
-                f"the config's max in flight) and this load waited {waited:.0f} s for a turn"
-            ),
-        )
-        outcomes = outcomes_for(exchange, batch.keys)
-        for outcome in outcomes.values():
-            outcome.detail["attempts"] = 0
-        return [exchange], outcomes
-
-    return fetches.submit(
-        batch_key(url=batch.url, headers=batch.headers),
-        lambda: _fetch_batch(batch, body, before_request),
-        limit=limit,
-        wait_seconds=settings.CARDS_REQUEST_TIMEOUT_SECONDS,
-        expired=saturated,
-    )
-
-
-def _fetch_batch(
-    batch: Batch,
-    body: bytes,
-    before_request: Callable[[Batch], None] | None = None,
-) -> tuple[list[Exchange], dict[str, CardOutcome]]:
-    """One request for the batch, retried once after a pause when the failure is transient.
-
-    Runs on fetch threads: no database access here (the body is built by the caller).
-    """
-    keys = batch.keys
-    exchanges: list[Exchange] = []
-    for attempt in (1, 2):
-        if before_request is not None:
-            before_request(batch)
-        # Headers are rebuilt per attempt so a timestamped signature is fresh.
-        headers = build_request_headers(
-            configured=batch.headers, body=body, secrets=batch.signing_secrets
-        )
-        exchange = post_cards(url=batch.url, headers=headers, body=body)
-        exchanges.append(exchange)
-        if attempt == 1 and exchange_is_retriable(exchange):
-            time.sleep(settings.CARDS_RETRY_DELAY_SECONDS)
-            continue
-        break
-    outcomes = outcomes_for(exchanges[-1], keys)
-    for outcome in outcomes.values():
-        outcome.detail["attempts"] = len(exchanges)
-    return exchanges, outcomes
 
 
 def _store_outcomes_or_fail(*, outcomes: dict[str, CardOutcome], **batch: Any) -> None:
