@@ -177,12 +177,12 @@ SQLITE_FILE = WORK / "b13.sqlite3"
 
 
 def _agent_client():
-    from django.contrib.auth import get_user_model
     from django.test import Client
 
-    user, _ = get_user_model().objects.get_or_create(username="bench-directory-agent")
+    from bench.fixtures import agent_user
+
     client = Client(SERVER_NAME="127.0.0.1")
-    client.force_login(user)
+    client.force_login(agent_user("bench-directory-agent"))
     return client
 
 
@@ -213,7 +213,7 @@ def measure_searches(*, customers: int, reps: int) -> dict[str, dict]:
                 times[search.label].append(elapsed * 1000)
                 cpu[search.label].append(cpu_ms)
             html = response.content.decode()
-            rows = html.count('class="customer-link"')
+            rows = html.count('class="directory-row"')
             shown[search.label] = (
                 f"redirects to {response['Location']}"
                 if search.lookup

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import psycopg
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -81,9 +82,19 @@ def configs_create(*, api_port: int) -> list[Endpoint]:
     return endpoints
 
 
+def agent_user(username: str = "bench-agent"):
+    """A plain user (not staff) holding the agent permission, as the "Agents" group gives
+    it: what a support agent is."""
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="cards", codename="use_agent_pages")
+    )
+    return user
+
+
 def agent_session() -> str:
     """A logged-in agent's session id (saved in the database, as a browser would hold it)."""
-    user = get_user_model().objects.create_user(username="bench-agent", password=None)
+    user = agent_user()
     client = Client()
     client.force_login(user)
     return client.cookies[settings.SESSION_COOKIE_NAME].value

@@ -1,32 +1,65 @@
 """The ASGI entry point (the production layout: uvicorn, `Procfile`; README "Production").
 
-Django's own ASGI handler, with one change for async views (the page's long-poll for its
-cards, `cards.live.views.card_updates`, and `card_fragment`): Django runs each request in a
-`ThreadSensitiveContext`, which gives the request a thread of its own for its sync parts
-(middleware, `sync_to_async`) that lives until the request ends, so a thousand pages
-waiting on the store bell would still hold a thousand idle threads. Requests for async
-views run without it: their short sync parts (the session and user reads, the wait's reads
-and the rendering) take turns on the process's one shared sync thread, and their waits
-hold no thread at all (SPEC §7 "Isolation"). Every other request is served exactly as
-Django serves it.
+One process serves two kinds of request, each the cheapest way Django offers:
+
+- **Async views** (the page's long-poll for its cards, `cards.live.views.card_updates`,
+  and `card_fragment`) go through Django's `ASGIHandler`, without the per-request
+  `ThreadSensitiveContext` Django would give them: a context owns a thread until the
+  request ends, so a thousand pages waiting on the store bell would hold a thousand idle
+  threads. Their short sync parts take turns on Django's one shared sync thread and the
+  wait's own database threads; the wait itself holds no thread (SPEC §7 "Isolation").
+- **Every other request** (pages, admin, the card APIs' callers) is an ordinary sync view:
+  it goes to Django's `WSGIHandler` on a pool of `WEB_THREADS` threads through a2wsgi,
+  as a gthread server would run it. Under `ASGIHandler` the same view would cross between
+  the event loop and a thread twice per middleware and once more per signal: about four
+  times the CPU of the page itself (bench/README.md, B9). Pool threads live on, so their
+  database connections are reused (`CONN_MAX_AGE`).
+
+Django keeps cache clients (the session's Redis connections among them) per thread and
+context, and a2wsgi runs each request in a fresh copy of the event loop's context: a
+client would live for one request, and every page would open a new Redis connection.
+Each pool thread runs its requests in one context of its own instead, kept for the
+thread's life, which is what a gthread server's threads do.
 """
 
+import contextvars
 import os
+import threading
 
 import django
+from a2wsgi import WSGIMiddleware
 from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.wsgi import WSGIHandler
 from django.urls import Resolver404, get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
-# Under ASGI, Django keeps a request's connections in the request's own context: kept open
-# after it (CONN_MAX_AGE > 0), nothing would reuse them. Each request closes its own, as
-# Django advises; the waiting pages' reads keep theirs (cards.live.waiting.run_sync).
-os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
+
+
+class _ContextPerThread:
+    """A WSGI app run, on each thread, in one context kept for the thread's life."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.local = threading.local()
+
+    def __call__(self, environ, start_response):
+        context = getattr(self.local, "context", None)
+        if context is None:
+            context = self.local.context = contextvars.Context()
+        return context.run(self.app, environ, start_response)
 
 
 class CardsASGIHandler(ASGIHandler):
-    """`ASGIHandler`, with async views served without a thread per request."""
+    """Async views on Django's `ASGIHandler` (no thread per request), the rest on its
+    `WSGIHandler` in a thread pool."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sync_views = WSGIMiddleware(
+            _ContextPerThread(WSGIHandler()), workers=settings.WEB_THREADS
+        )
 
     def _serves_async_view(self, scope: dict) -> bool:
         path = scope.get("path", "")
@@ -51,10 +84,12 @@ class CardsASGIHandler(ASGIHandler):
                 await send({"type": message["type"] + ".complete"})
                 if message["type"] == "lifespan.shutdown":
                     return
-        if scope["type"] == "http" and self._serves_async_view(scope):
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+        elif self._serves_async_view(scope):
             await self.handle(scope, receive, send)
         else:
-            await super().__call__(scope, receive, send)
+            await self.sync_views(scope, receive, send)
 
 
 django.setup(set_prefix=False)

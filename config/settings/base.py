@@ -268,6 +268,9 @@ CARDS_WAIT_RECHECK_SECONDS = env.float("CARDS_WAIT_RECHECK_SECONDS", default=5.0
 # Threads (each with one database connection) running the waiting pages' short reads, per
 # web process (cards.live.waiting.run_sync); 0: Django's sync_to_async.
 CARDS_WAIT_DB_THREADS = env.int("CARDS_WAIT_DB_THREADS", default=4)
+# Under ASGI (config/asgi.py), sync views (pages, admin) run on a pool of this many threads
+# per web process, as a gthread server's threads: the most sync requests served at once.
+WEB_THREADS = env.int("WEB_THREADS", default=16)
 # Built-in example card API (SPEC §10) and the demo.
 CARDS_EXAMPLE_API_ENABLED = env.bool("CARDS_EXAMPLE_API_ENABLED", default=True)
 # Its test hooks (?delay_ms, ?ttl, ?status): for tests and benchmarks, never a public knob.

@@ -40,7 +40,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_uvicorn(*, redis_url: str | None, log_dir: Path) -> tuple[Process, int]:
+def start_uvicorn(*, redis_url: str | None, log_dir: Path, **env: str) -> tuple[Process, int]:
     port = _free_port()
     server = Process(
         [
@@ -58,6 +58,7 @@ def start_uvicorn(*, redis_url: str | None, log_dir: Path) -> tuple[Process, int
             CARDS_WAIT_RECHECK_SECONDS="600",
             # The production way: the waits' reads on their own threads and connections.
             CARDS_WAIT_DB_THREADS="2",
+            **env,
         ),
         log_path=log_dir / f"uvicorn-{uuid.uuid4().hex[:8]}.log",
     )
@@ -222,3 +223,42 @@ def test_pages_waiting_under_asgi_wait_side_by_side_holding_no_thread_each(
     assert waiting < idle + pages / 2, f"{idle} threads idle, {waiting} with {pages} waiting"
     assert len(answers) == pages
     assert all('data-card-state="loaded"' in answer for answer in answers.values())
+
+
+def test_pages_under_asgi_reuse_their_threads_redis_connections(agent_client, tmp_path, redis_url):
+    """Sync views run on the WSGI handler's pool threads (config.asgi), each thread in one
+    context for its life: the session's Redis client outlives the request, so twenty
+    pages open no new Redis connection (before, each page opened one)."""
+    customer = CustomerFactory()
+    CardInstanceFactory(customer=customer, config=CardConfigFactory(key="plan"), state=State.LOADED)
+    cookie = f"sessionid={agent_client.cookies['sessionid'].value}"
+    client = redis.Redis.from_url(redis_url)
+    with override_settings(REDIS_URL=redis_url):
+        # Sessions through Redis (Django's cached_db engine), as in production.
+        server, port = start_uvicorn(redis_url=redis_url, log_dir=tmp_path, REDIS_URL=redis_url)
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            statuses = []
+
+            def page() -> None:
+                conn.request(
+                    "GET",
+                    reverse("customers:detail", args=[customer.pk]),
+                    headers={"Cookie": cookie},
+                )
+                response = conn.getresponse()
+                response.read()
+                statuses.append(response.status)
+
+            for _ in range(5):  # every pool thread that serves them has connected by now
+                page()
+            before = client.info("stats")["total_connections_received"]
+            for _ in range(20):
+                page()
+            opened = client.info("stats")["total_connections_received"] - before
+            conn.close()
+        finally:
+            server.stop()
+            client.close()
+    assert statuses == [200] * 25
+    assert opened <= 2, f"{opened} Redis connections opened for 20 pages"
