@@ -125,6 +125,8 @@ if REDIS_URL:
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "sessions",
+        # Under ASGI each request has a cache object of its own: one pool per process.
+        "OPTIONS": {"pool_class": "config.caches.ProcessConnectionPool"},
     }
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
     SESSION_CACHE_ALIAS = "sessions"

@@ -225,40 +225,44 @@ def test_pages_waiting_under_asgi_wait_side_by_side_holding_no_thread_each(
     assert all('data-card-state="loaded"' in answer for answer in answers.values())
 
 
-def test_pages_under_asgi_reuse_their_threads_redis_connections(agent_client, tmp_path, redis_url):
-    """Sync views run on the WSGI handler's pool threads (config.asgi), each thread in one
-    context for its life: the session's Redis client outlives the request, so twenty
-    pages open no new Redis connection (before, each page opened one)."""
+def test_pages_and_polls_under_asgi_open_no_redis_connection_each(
+    agent_client, tmp_path, redis_url
+):
+    """Sessions through Redis (Django's `cached_db`, as in production): Django gives each
+    ASGI request a cache object of its own, and their connections come from one pool per
+    process (config.caches), so pages (sync views, config.asgi's thread pool) and polls
+    (async views) open no Redis connection each. Before, every request opened one."""
     customer = CustomerFactory()
-    CardInstanceFactory(customer=customer, config=CardConfigFactory(key="plan"), state=State.LOADED)
+    config = CardConfigFactory(key="plan")
+    _store_answer(CardInstanceFactory(customer=customer, config=config))  # cached for 5 minutes
     cookie = f"sessionid={agent_client.cookies['sessionid'].value}"
+    page = reverse("customers:detail", args=[customer.pk])
+    # The page shows an older version of the card: the poll answers at once.
+    poll = reverse("cards:updates", args=[customer.pk]) + f"?cards={config.pk}:1&pending="
     client = redis.Redis.from_url(redis_url)
     with override_settings(REDIS_URL=redis_url):
-        # Sessions through Redis (Django's cached_db engine), as in production.
         server, port = start_uvicorn(redis_url=redis_url, log_dir=tmp_path, REDIS_URL=redis_url)
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            statuses = []
+            answers = []
 
-            def page() -> None:
-                conn.request(
-                    "GET",
-                    reverse("customers:detail", args=[customer.pk]),
-                    headers={"Cookie": cookie},
-                )
+            def get(path: str) -> None:
+                conn.request("GET", path, headers={"Cookie": cookie, "HX-Request": "true"})
                 response = conn.getresponse()
-                response.read()
-                statuses.append(response.status)
+                answers.append((response.status, response.read().decode()))
 
-            for _ in range(5):  # every pool thread that serves them has connected by now
-                page()
+            for _ in range(5):  # the pool's first connections
+                get(page)
+                get(poll)
             before = client.info("stats")["total_connections_received"]
             for _ in range(20):
-                page()
+                get(page)
+                get(poll)
             opened = client.info("stats")["total_connections_received"] - before
             conn.close()
         finally:
             server.stop()
             client.close()
-    assert statuses == [200] * 25
-    assert opened <= 2, f"{opened} Redis connections opened for 20 pages"
+    assert [status for status, _ in answers] == [200] * 50
+    assert all('data-card-state="loaded"' in body for _, body in answers)
+    assert opened <= 2, f"{opened} Redis connections opened for 20 pages and 20 polls"
