@@ -135,9 +135,9 @@ def watched_customers_with_due_cards(*, customers: int, configs: list[CardConfig
         cursor.execute(
             """
             INSERT INTO cards_cardinstance (customer_id, config_id, state, components,
-                ttl_seconds, loaded_at, expires_at, error_kind, claim_token, updated_at)
+                warnings, ttl_seconds, loaded_at, expires_at, error_kind, claim_token, updated_at)
             SELECT c.id, cfg.id, 'loaded', '[{"componentText": {"text": "cached"}}]'::jsonb,
-                   3600, now(), now() + interval '1 hour', '', '', now()
+                   '[]'::jsonb, 3600, now(), now() + interval '1 hour', '', '', now()
             FROM customers_customer c CROSS JOIN unnest(%s::bigint[]) AS cfg(id)
             """,
             [config_ids],
@@ -176,8 +176,9 @@ def expired_instances(*, customers: int, configs: list[CardConfig], fresh_custom
         cursor.execute(
             """
             INSERT INTO cards_cardinstance (customer_id, config_id, state, components,
-                ttl_seconds, loaded_at, expires_at, error_kind, claim_token, updated_at)
-            SELECT c.id, cfg.id, 'loaded', '[{"componentText": {"text": "old"}}]'::jsonb, 300,
+                warnings, ttl_seconds, loaded_at, expires_at, error_kind, claim_token, updated_at)
+            SELECT c.id, cfg.id, 'loaded', '[{"componentText": {"text": "old"}}]'::jsonb,
+                   '[]'::jsonb, 300,
                    now() - interval '2 days',
                    CASE WHEN c.public_id LIKE 'c\\_fresh\\_%%' THEN now() + interval '1 hour'
                         ELSE now() - interval '2 days' + interval '5 minutes' END,
