@@ -308,8 +308,10 @@ def _ticks(
     coalesce_until: float | None = None
     while True:
         rung.clear()  # a store committed from here on wakes the wait that follows
-        now = timezone.now()
         instances = _read(customer, config_ids)
+        # After the read: every row read was stored before `now`, so a delay counted from
+        # a store (`card_due_at`) is never stretched by a store that landed during the read.
+        now = timezone.now()
         settled = {
             pk
             for pk in config_ids
