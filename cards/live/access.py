@@ -13,10 +13,8 @@ from inspect import iscoroutinefunction
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.views import redirect_to_login
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -32,34 +30,6 @@ def can_use_agent_pages(user: Any) -> bool:
         and user.is_active
         and (user.is_staff or user.has_perm(AGENT_PERMISSION))
     )
-
-
-class AgentModelBackend(ModelBackend):
-    """Django's `ModelBackend`, which also reads whether the user may use the agent pages,
-    in the same query as the user.
-
-    Every agent request checks that permission, and `has_perm` would cost two more queries
-    (the user's permissions, their groups'). The answer is read afresh with the user on
-    every request, by Django's own `with_perm` condition, so nothing is cached beyond the
-    request. Users loaded any other way (an old session of `ModelBackend`, listed after
-    this backend in settings) take Django's path.
-    """
-
-    def get_user(self, user_id: Any) -> Any:
-        agents = self.with_perm(AGENT_PERMISSION, is_active=None, include_superusers=False)
-        user = (
-            get_user_model()
-            ._default_manager.annotate(may_use_agent_pages=Exists(agents.filter(pk=OuterRef("pk"))))
-            .filter(pk=user_id)
-            .first()
-        )
-        return user if user is not None and self.user_can_authenticate(user) else None
-
-    def has_perm(self, user_obj: Any, perm: str, obj: Any = None) -> bool:
-        known = getattr(user_obj, "may_use_agent_pages", None)
-        if perm == AGENT_PERMISSION and obj is None and known is not None:
-            return user_obj.is_active and (user_obj.is_superuser or known)
-        return super().has_perm(user_obj, perm, obj=obj)
 
 
 def shown_to(user: Any) -> Q | None:

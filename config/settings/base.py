@@ -104,13 +104,6 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Django's ModelBackend, reading the agent permission with the user (cards.live.access):
-# one query per request instead of three. ModelBackend itself stays listed for sessions
-# it started, so a deploy logs nobody out.
-AUTHENTICATION_BACKENDS = [
-    "cards.live.access.AgentModelBackend",
-    "django.contrib.auth.backends.ModelBackend",
-]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "customers:directory"
 LOGOUT_REDIRECT_URL = "login"

@@ -368,7 +368,7 @@ def test_customer_page_costs_a_bounded_number_of_queries_whatever_its_cards_stat
     assert len(first) <= 16 and len(cached) <= 8, (len(first), len(cached))
 
 
-def test_a_page_of_cached_cards_costs_five_queries(
+def test_a_page_of_cached_cards_costs_seven_queries(
     agent_client, django_assert_num_queries, settings
 ):
     customer = CustomerFactory(tenant=TenantFactory())
@@ -376,10 +376,10 @@ def test_a_page_of_cached_cards_costs_five_queries(
         _card_in("loaded", customer, CardConfigFactory(), n)
     agent_client.get(detail_url(customer))  # renders the cards into the cache, marks viewed
 
-    # The session, its user with the agent permission (cards.live.access.AgentModelBackend),
-    # the customer with their tenant, the configs (with who sees them), the instances. With
+    # The session, its user, the agent's permissions (the user's, their groups'), the
+    # customer with their tenant, the configs (with who sees them), the instances. With
     # Redis (REDIS_URL), sessions live there: one query fewer.
-    with django_assert_num_queries(5 - ("sessions" in settings.CACHES)):
+    with django_assert_num_queries(7 - ("sessions" in settings.CACHES)):
         response = agent_client.get(detail_url(customer))
 
     assert response.content.decode().count('data-card-state="loaded"') == 25
