@@ -15,24 +15,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench.run as run  # noqa: E402  (sets up Django with the bench settings)
 from bench import isolation  # noqa: E402
-from bench.client import Http  # noqa: E402
+from bench.client import hammer  # noqa: E402
 from bench.procs import cpu_seconds, start_gunicorn, start_uvicorn  # noqa: E402
 from bench.profiles import children  # noqa: E402
 from bench.report import REDIS_BENCH_URL  # noqa: E402
 
 
 def per_request(port: int, pids: list[int], cookie: str, path: str, count: int) -> float:
-    """Milliseconds of the server's CPU per request to `path`."""
-    http = Http(port, cookie=cookie)
-    headers = {"HX-Request": "true"}
-    for _ in range(20):
-        http.get(path, headers)
+    """Milliseconds of the server's CPU per request to `path`, one client after a warm-up."""
+    hammer(port=port, path=path, cookie=cookie, clients=1, requests=20)
     before = cpu_seconds(pids)
-    for _ in range(count):
-        status, body = http.get(path, headers)
-        if status != 200:
-            raise RuntimeError(f"{path} answered {status}: {body[:200]}")
-    http.close()
+    load = hammer(port=port, path=path, cookie=cookie, clients=1, requests=count, max_seconds=600)
+    if load.errors:
+        raise RuntimeError(f"{path}: {load.errors} of {count} requests did not answer 200")
     return 1000 * (cpu_seconds(pids) - before) / count
 
 

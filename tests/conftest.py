@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 
 from tests.factories import UserFactory, agent_user
+from tests.workers import Workers, clear_test_broker
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
@@ -103,3 +104,13 @@ def _bell_listener_stopped(django_db_setup):
     from cards.loading.bell import stop_listening
 
     stop_listening()
+
+
+@pytest.fixture(scope="module")
+def module_workers(tmp_path_factory):
+    """Celery workers a module's tests share (tests/workers.py), stopped after the module."""
+    workers = Workers(log_dir=tmp_path_factory.mktemp("workers"))
+    yield workers
+    workers.stop()
+    if workers.redis_url:
+        clear_test_broker(workers.redis_url)

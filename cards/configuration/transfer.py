@@ -16,6 +16,7 @@ secrets are managed in admin only and are never exported.
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from cryptography.fernet import InvalidToken
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import TextField, Value
+from django.db.models import QuerySet, TextField, Value
 from django.db.models.functions import Cast
 
 from cards import crypto
@@ -348,51 +349,38 @@ def card_secrets_rotate() -> int:
     All or nothing: a token no configured key can decrypt stops the rotation with
     ValueError and leaves every row as it was. Returns how many values were re-encrypted.
     """
-    rotated = 0
     with transaction.atomic():
-        # Cast to a plain text column: read the stored token, not the decrypted value.
-        tokens = (
-            CardConfigHeader.objects.select_for_update()
-            .annotate(token=Cast("value", output_field=TextField()))
-            .values_list("pk", "token")
+        rotated = _rotate_column(
+            CardConfigHeader.objects.all(), "value", lambda pk: f"API header #{pk}"
         )
-        for pk, token in tokens:
-            try:
-                new_token = crypto.rotate(token)
-            except InvalidToken as exc:
-                raise ValueError(
-                    f"API header #{pk} cannot be decrypted with any key in "
-                    "CARDS_ENCRYPTION_KEYS; nothing was rotated."
-                ) from exc
-            # A Value expression is written as is: assigning the string would encrypt again.
-            CardConfigHeader.objects.filter(pk=pk).update(
-                value=Value(new_token, output_field=TextField())
+        for name in ("signing_secret", "signing_secret_previous"):
+            rotated += _rotate_column(
+                CardConfig.objects.filter(**{f"{name}__isnull": False}),
+                name,
+                lambda pk: f"The signing secret of card config #{pk}",
             )
-            rotated += 1
-        rotated += _signing_secrets_rotate()
     return rotated
 
 
-def _signing_secrets_rotate() -> int:
-    """`card_secrets_rotate` for the configs' own signing secrets (same rules)."""
+def _rotate_column(rows: QuerySet, column: str, describe: Callable[[int], str]) -> int:
+    """Re-encrypt `column` of `rows` with the first key, on its raw tokens; ValueError
+    naming the row (`describe(pk)`) when no configured key decrypts one."""
+    # Cast to a plain text column: read the stored token, not the decrypted value.
+    tokens = (
+        rows.select_for_update()
+        .annotate(token=Cast(column, output_field=TextField()))
+        .values_list("pk", "token")
+    )
     rotated = 0
-    for name in ("signing_secret", "signing_secret_previous"):
-        tokens = (
-            CardConfig.objects.select_for_update()
-            .filter(**{f"{name}__isnull": False})
-            .annotate(token=Cast(name, output_field=TextField()))
-            .values_list("pk", "token")
-        )
-        for pk, token in tokens:
-            try:
-                new_token = crypto.rotate(token)
-            except InvalidToken as exc:
-                raise ValueError(
-                    f"The signing secret of card config #{pk} cannot be decrypted with any "
-                    "key in CARDS_ENCRYPTION_KEYS; nothing was rotated."
-                ) from exc
-            CardConfig.objects.filter(pk=pk).update(
-                **{name: Value(new_token, output_field=TextField())}
-            )
-            rotated += 1
+    for pk, token in tokens:
+        try:
+            new_token = crypto.rotate(token)
+        except InvalidToken as exc:
+            raise ValueError(
+                f"{describe(pk)} cannot be decrypted with any key in "
+                "CARDS_ENCRYPTION_KEYS; nothing was rotated."
+            ) from exc
+        # A Value expression is written as is: assigning the string would encrypt again.
+        rows.filter(pk=pk).update(**{column: Value(new_token, output_field=TextField())})
+        rotated += 1
     return rotated

@@ -5,16 +5,7 @@ import logging
 import pytest
 
 from tests.cards.background.modes import Mode
-from tests.workers import Workers, clear_test_broker
-
-
-@pytest.fixture(scope="module")
-def module_workers(tmp_path_factory):
-    workers = Workers(log_dir=tmp_path_factory.mktemp("workers"))
-    yield workers
-    workers.stop()
-    if workers.redis_url:
-        clear_test_broker(workers.redis_url)
+from tests.workers import clear_test_broker
 
 
 @pytest.fixture(params=["embedded", "redis"])

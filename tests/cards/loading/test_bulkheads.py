@@ -24,7 +24,7 @@ from cards.models import CardInstance
 from cards.protocol.batching import batch_key
 from tests.cards.cardapi import card
 from tests.factories import CardConfigFactory, CustomerFactory
-from tests.workers import Workers, clear_test_broker
+from tests.workers import clear_test_broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 State = CardInstance.State
@@ -66,15 +66,6 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = 15.0) -> N
         if time.monotonic() > deadline:
             pytest.fail(f"not within {timeout} s: {what}")
         time.sleep(0.02)
-
-
-@pytest.fixture(scope="module")
-def module_workers(tmp_path_factory):
-    workers = Workers(log_dir=tmp_path_factory.mktemp("workers"))
-    yield workers
-    workers.stop()
-    if workers.redis_url:
-        clear_test_broker(workers.redis_url)
 
 
 @pytest.fixture(params=["embedded", "redis"])
