@@ -32,6 +32,7 @@ from kombu.pools import ProducerPool
 
 from cards.loading.services import cards_claim_release, cards_claims_release_running
 from cards.protocol.alarms import Alarms
+from cards.protocol.threads import thread_pool
 
 logger = logging.getLogger(__name__)
 
@@ -215,9 +216,8 @@ class _InProcess:
         with self._lock:
             if not self.stopping:
                 if self._pool is None:
-                    self._pool = ThreadPoolExecutor(
-                        max_workers=settings.CARDS_INPROCESS_WORKERS,
-                        thread_name_prefix="card-load",
+                    self._pool = thread_pool(
+                        max_workers=settings.CARDS_INPROCESS_WORKERS, name="card-load"
                     )
                 try:
                     future = self._pool.submit(_run_job_inprocess, job)

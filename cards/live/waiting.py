@@ -29,6 +29,7 @@ from cards.background.enqueue import cards_enqueue_stale
 from cards.loading.bell import AsyncRung, bell, listening
 from cards.loading.services import instance_needs_load
 from cards.models import CardConfig, CardInstance
+from cards.protocol.threads import thread_pool
 from customers.models import Customer
 
 State = CardInstance.State
@@ -184,7 +185,7 @@ async def run_sync(fn: Callable, *args):
     if _sync_pool is None:
         with _sync_pool_lock:
             if _sync_pool is None:
-                _sync_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="card-wait")
+                _sync_pool = thread_pool(max_workers=threads, name="card-wait")
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_sync_pool, _run_in_thread_context, fn, args)
 

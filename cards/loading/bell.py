@@ -37,6 +37,8 @@ from typing import Protocol
 from django.conf import settings
 from django.db import connection, connections, transaction
 
+from cards.protocol.threads import start_daemon
+
 logger = logging.getLogger(__name__)
 
 CHANNEL = "cards_stored"
@@ -185,10 +187,7 @@ class _Listener:
             return
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=target, args=args, name="cards-bell", daemon=True
-                )
-                self._thread.start()
+                self._thread = start_daemon(target, name="cards-bell", args=args)
 
     def stop(self) -> None:
         """Close the relay's connection and end its thread (tests, before the test

@@ -34,6 +34,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from cards.protocol.alarms import Alarms
+from cards.protocol.threads import thread_pool
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,8 @@ class FetchPool:
         if self._executor is None:
             with self._lock:
                 if self._executor is None:
-                    self._executor = ThreadPoolExecutor(
-                        max_workers=settings.CARDS_FETCH_THREADS, thread_name_prefix=self.name
+                    self._executor = thread_pool(
+                        max_workers=settings.CARDS_FETCH_THREADS, name=self.name
                     )
         return self._executor
 
@@ -183,9 +184,7 @@ def store_later(store: Callable[[], None]) -> None:
     global _stores, _stores_pending
     with _stores_lock:
         if _stores is None:
-            _stores = ThreadPoolExecutor(
-                max_workers=settings.CARDS_STORE_THREADS, thread_name_prefix="card-store"
-            )
+            _stores = thread_pool(max_workers=settings.CARDS_STORE_THREADS, name="card-store")
         _stores_pending += 1
     try:
         _stores.submit(_run_store, store)

@@ -17,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from cards.protocol.threads import start_daemon
+
 logger = logging.getLogger(__name__)
 
 
@@ -38,8 +40,7 @@ class Alarms:
         with self._changed:
             heapq.heappush(self._heap, (when, next(self._order), callback))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
+                self._thread = start_daemon(self._run, name=self.name)
             elif self._heap[0][2] is callback:  # due before every other: sleep less
                 self._changed.notify()
 

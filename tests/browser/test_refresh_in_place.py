@@ -36,14 +36,16 @@ SELECT_STABLE_JS = """key => {
 }"""
 
 # Every change made inside a card from now on, kept in window.__mutations[key]; but the
-# clock's ("loaded 2 seconds ago" becoming "3 seconds ago"), which is not a refresh.
+# clock's ("loaded 2 seconds ago" becoming "3 seconds ago"), which is not a refresh. An
+# attribute's record names it ("attributes SECTION class").
 WATCH_JS = """key => {
   window.__mutations = window.__mutations || {};
   window.__mutations[key] = [];
   const card = document.querySelector(`.cc-card[data-card-key="${key}"]`);
   const clock = node => (node.nodeType === 1 ? node : node.parentElement).closest("time");
   new MutationObserver(records => window.__mutations[key].push(
-    ...records.filter(r => !clock(r.target)).map(r => r.type + " " + r.target.nodeName)))
+    ...records.filter(r => !clock(r.target))
+      .map(r => [r.type, r.target.nodeName, r.attributeName].filter(Boolean).join(" "))))
     .observe(card, {subtree: true, childList: true, attributes: true, characterData: true});
 }"""
 
@@ -58,6 +60,10 @@ def open_cards(login, card_api, *, ttl, gate=None):
     session = login(viewport={"width": 1280, "height": 420})
     session.open(f"/customers/{customer.pk}/")
     expect(session.page.locator('[data-card-state="loading"]')).to_have_count(0, timeout=TIMEOUT_MS)
+    # htmx takes its classes off a swapped card a moment after the swap (settleDelay):
+    # watching starts once the last one has settled, or that would count as a change.
+    settling = "#cards-panel :is(.htmx-settling, .htmx-swapping, .htmx-added)"
+    expect(session.page.locator(settling)).to_have_count(0, timeout=TIMEOUT_MS)
     return session, api
 
 

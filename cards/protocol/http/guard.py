@@ -20,6 +20,8 @@ from urllib3.exceptions import (
 from urllib3.util import parse_url
 from urllib3.util.connection import allowed_gai_family
 
+from cards.protocol.threads import thread_pool
+
 if TYPE_CHECKING:
     pass
 
@@ -192,11 +194,13 @@ def resolve(host: str, port: int, *, timeout: float) -> list[tuple]:
     global _resolver
     with _executor_lock:
         if _resolver is None:
-            _resolver = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cards-dns")
+            _resolver = thread_pool(max_workers=8, name="cards-dns")
         resolver = _resolver
-    future = resolver.submit(
-        socket.getaddrinfo, host, port, allowed_gai_family(), socket.SOCK_STREAM
-    )
+    lookup = (host, port, allowed_gai_family(), socket.SOCK_STREAM)
+    try:
+        future = resolver.submit(socket.getaddrinfo, *lookup)
+    except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+        return socket.getaddrinfo(*lookup)  # the process is stopping: look up here
     return future.result(timeout=timeout)
 
 
