@@ -36,15 +36,20 @@ def two_batches(card_api) -> tuple[CardConfig, CardConfig]:
 
 def serve_deleting(card_api, delete) -> threading.Event:
     """The API deletes something (`delete()`, on the server's thread) while it answers the
-    `doomed` batch; the `kept` batch is answered a moment later, so it is stored last."""
+    `doomed` batch, once the `kept` batch's request is in flight too (else a slow loader
+    could start it after the deletion, and rightly find nothing left to load); `kept` is
+    answered a moment later, so it is stored last."""
     doomed_answered = threading.Event()
+    kept_asked = threading.Event()
 
     def handler(request: Request, body: dict) -> Response:
         if "doomed" in body["cardKeys"]:
+            kept_asked.wait(timeout=10)
             delete()
             connection.close()
             doomed_answered.set()
         else:
+            kept_asked.set()
             doomed_answered.wait(timeout=10)
             time.sleep(0.3)
         cards = [{"key": key, "components": TEXT} for key in body["cardKeys"]]
