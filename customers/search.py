@@ -51,14 +51,31 @@ def customer_trigram_index() -> GinIndex:
     )
 
 
+# How many values of the searched text ANALYZE keeps (PostgreSQL's maximum). PostgreSQL
+# estimates how many customers contain a word from how many of these values contain it,
+# and never estimates fewer than 0.01%. With the default (100 values), a surname that 1% of
+# customers hold was estimated at 0.01%. The plan then sorted 10,000 rows instead of
+# walking the email index until it had a page: 90 ms against 3 ms on a million customers.
+# With 1,000 values, a word about 100 of a million customers hold was found in one value
+# after about one ANALYZE in ten and estimated at 1,100 rows. The plan then walked the email
+# index through a quarter of the table: 294 ms against 9 ms, until the next ANALYZE. At
+# 10,000, such a word would need 8 values to flip the plan. The price is about 1 ms more
+# planning per search and a few more seconds per ANALYZE (bench/README.md, B12).
+SEARCH_TEXT_STATISTICS = 10_000
+
+
+def customer_search_statistics_set(schema_editor, target: int = SEARCH_TEXT_STATISTICS) -> None:
+    """Set how finely ANALYZE samples the customers' searched text (see above)."""
+    schema_editor.execute(
+        f"ALTER INDEX customer_search_trgm ALTER COLUMN 1 SET STATISTICS {int(target)}"
+    )
+
+
 def customer_trigram_index_add(schema_editor, model) -> None:
-    """Build the customers' trigram index (migration 0002, and a bulk import that took it
-    down to load faster), with a finer histogram of the searched text: with the default
-    (100 values) a surname held by 1% of customers is estimated at 0.01%, and the plan
-    sorts 10,000 rows instead of walking the email index until it has a page (measured on
-    a million customers: 90 ms against 3 ms)."""
+    """Build the customers' trigram index (migration 0003, and a bulk import that took it
+    down to load faster), with the finer statistics above."""
     schema_editor.add_index(model, customer_trigram_index())
-    schema_editor.execute("ALTER INDEX customer_search_trgm ALTER COLUMN 1 SET STATISTICS 1000")
+    customer_search_statistics_set(schema_editor)
 
 
 def tenant_trigram_index() -> GinIndex:
