@@ -41,6 +41,15 @@ def chromium_path() -> str:
     return CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
 
 
+@pytest.fixture(autouse=True)
+def _agent_checks_forgotten():
+    """Each test starts with no remembered agent check (cards.live.access): user ids come
+    back after a rollback, and one test's agent must not be another's."""
+    from cards.live.access import agent_checks_forget
+
+    agent_checks_forget()
+
+
 @pytest.fixture
 def agent(db):
     """A non-staff user in the "Agents" group (the agent permission)."""

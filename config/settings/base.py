@@ -132,6 +132,10 @@ if REDIS_URL:
     SESSION_CACHE_ALIAS = "sessions"
 else:
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Who holds the agent permission is remembered this long, in this cache (cards.live.access):
+# with Redis the one every process shares, so a permission change reaches them all at once.
+CARDS_AGENT_CHECK_SECONDS = env.int("CARDS_AGENT_CHECK_SECONDS", default=60)
+CARDS_AGENT_CHECK_CACHE = "sessions" if REDIS_URL else "default"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
