@@ -63,7 +63,8 @@ def start_uvicorn(*, redis_url: str | None, log_dir: Path, **env: str) -> tuple[
         log_path=log_dir / f"uvicorn-{uuid.uuid4().hex[:8]}.log",
     )
     try:
-        server.wait_for_output("Application startup complete", timeout=30)
+        # Not "Application startup complete": uvicorn logs it before it binds the port.
+        server.wait_for_output("Uvicorn running on", timeout=30)
     except BaseException:
         server.stop()
         raise
