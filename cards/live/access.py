@@ -27,7 +27,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.cache import caches
 from django.db import transaction
-from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet, Value
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -94,9 +94,17 @@ def shown_to(user: Any) -> Q | None:
     return ~Q(pk__in=restricted) | Q(pk__in=theirs)
 
 
-def configs_shown_to(configs: QuerySet[CardConfig], user: Any) -> QuerySet[CardConfig]:
-    """`configs` annotated with `shown_to_user` (True for every card without `user`)."""
+def configs_shown_to(
+    configs: QuerySet[CardConfig], user: Any, *, only_shown: bool = False
+) -> QuerySet[CardConfig]:
+    """`configs` annotated with `shown_to_user` (True for every card without `user`); with
+    `only_shown`, only those (filtered on the condition once, not annotated with it too:
+    its subqueries are most of the query's cost to build)."""
     condition = shown_to(user)
+    if only_shown:
+        if condition is not None:
+            configs = configs.filter(condition)
+        return configs.annotate(shown_to_user=Value(True, output_field=BooleanField()))
     if condition is None:
         condition = Q(pk__isnull=False)
     return configs.annotate(shown_to_user=ExpressionWrapper(condition, output_field=BooleanField()))

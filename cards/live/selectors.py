@@ -110,9 +110,8 @@ def card_configs_shown(
         if include_disabled
         else CardConfig.objects.filter(is_enabled=True),
         user,
+        only_shown=not include_disabled,
     )
-    if not include_disabled:
-        configs = configs.filter(shown_to_user=True)
     if keys is not None:
         configs = configs.filter(key__in=keys)
     if ids is not None:
