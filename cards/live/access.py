@@ -7,7 +7,7 @@ neither loaded for nor shown to anyone else, in pages, fragments, reloads and th
 long-poll. A config without groups is shown to every agent.
 
 Whether a user holds the agent permission is remembered for CARDS_AGENT_CHECK_SECONDS in
-the cache CARDS_AGENT_CHECK_CACHE (has_perm's two queries were a quarter of a poll's and
+the cache CARDS_AGENT_CHECK_CACHE (has_perm's two queries were an eighth of a poll's and
 a third of a directory lookup's cost). Any change to user or group permissions, to group
 memberships, or the deletion of a group or permission forgets every remembered answer at
 once in every process sharing that cache (Redis in production); a process with only its
