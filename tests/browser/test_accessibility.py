@@ -181,7 +181,11 @@ def test_every_control_is_reached_and_operated_by_keyboard_with_a_visible_focus_
     # Operable: a card's reload button by Enter (focus stays on it), a copy button by Space.
     reload = page.locator("[data-card-key='subscription'] .cc-card__reload")
     reload.focus()
-    page.keyboard.press("Enter")
+    # The card shows "loaded" until the reload's answer swaps it for "reloading": waiting
+    # for the answer first, so that its "Subscription loaded." is not announced after (and
+    # over) the copy's "Copied." below.
+    with page.expect_response(lambda r: "/card-reload/" in r.url, timeout=TIMEOUT_MS):
+        page.keyboard.press("Enter")
     expect(page.locator("[data-card-key='subscription']")).to_have_attribute(
         "data-card-state", "loaded", timeout=TIMEOUT_MS
     )
